@@ -1,0 +1,1 @@
+"""poptrain: Population-Based Training."""
