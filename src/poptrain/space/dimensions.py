@@ -1,0 +1,361 @@
+"""Typed dimensions of a search space.
+
+Every method that produces a value (``sample``, ``perturb``, ``from_unit``)
+returns a value inside the domain, with the declared Python type, whatever it
+is given: that is the invariant the rest of poptrain builds on.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from poptrain.errors import SpaceError
+from poptrain.space import _values as V
+
+
+class Dimension(abc.ABC):
+    """One tunable hyperparameter: its domain, how to sample it and how to move it.
+
+    Subclasses are value objects: two dimensions are equal when their JSON is.
+    """
+
+    kind: ClassVar[str]
+
+    @abc.abstractmethod
+    def sample(self, rng: np.random.Generator) -> Any:
+        """A value drawn from the dimension's prior."""
+
+    @abc.abstractmethod
+    def perturb(self, value: Any, rng: np.random.Generator, factor: float) -> Any:
+        """A value near ``value``, moved in the direction of ``factor`` (e.g. 0.8 or 1.2)."""
+
+    @abc.abstractmethod
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` lies in the domain and has the declared type."""
+
+    @abc.abstractmethod
+    def to_unit(self, value: Any) -> float:
+        """The position of ``value`` in ``[0, 1]``."""
+
+    @abc.abstractmethod
+    def from_unit(self, u: float) -> Any:
+        """The domain value at position ``u`` (clipped into ``[0, 1]``)."""
+
+    @abc.abstractmethod
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict that :func:`dimension_from_json` turns back into this dimension."""
+
+    def _key(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dimension) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+class _Numeric(Dimension):
+    """Shared rules of Float and Int: bounds, log scale, and the perturbation step."""
+
+    def __init__(self, low: Any, high: Any, log: bool) -> None:
+        name = f"{type(self).__name__}(low={low!r}, high={high!r}, log={log!r})"
+        if not isinstance(log, (bool, np.bool_)):
+            raise SpaceError(f"{name}: log must be True or False, got {log!r}")
+        low, high = self._bound(low, "low", name), self._bound(high, "high", name)
+        if not low < high:
+            raise SpaceError(f"{name}: low must be < high, got low={low!r}, high={high!r}")
+        if log and low <= 0:
+            raise SpaceError(f"{name}: a log scale needs low > 0, got low={low!r}")
+        self.low, self.high, self.log = low, high, bool(log)
+
+    @abc.abstractmethod
+    def _bound(self, value: Any, which: str, name: str) -> Any: ...
+
+    def _multiplicative(self, value: float) -> bool:
+        # Multiplying keeps the sign and scales with the value, which is what
+        # "20% more" means. It cannot move a zero or cross zero, so domains that
+        # reach below zero (and a value sitting at zero) step by a fraction of
+        # the range instead.
+        return self.log or (self.low >= 0 and value > 0)
+
+    def _moved(self, value: float, factor: float) -> float:
+        if self._multiplicative(value):
+            moved = value * factor
+        elif factor == 1:
+            moved = value
+        else:
+            moved = value + (factor - 1) * (float(self.high) - float(self.low))
+        return V.clip(moved, float(self.low), float(self.high))
+
+    def _unit(self, value: float) -> float:
+        if self.log:
+            return V.unlerp(math.log(self.low), math.log(self.high), math.log(max(value, self.low)))
+        return V.unlerp(float(self.low), float(self.high), value)
+
+    def _at(self, u: float) -> float:
+        if self.log:
+            return V.exp(V.lerp(math.log(self.low), math.log(self.high), u))
+        return V.lerp(float(self.low), float(self.high), u)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "low": self.low, "high": self.high, "log": self.log}
+
+    def __repr__(self) -> str:
+        log = ", log=True" if self.log else ""
+        return f"{type(self).__name__}({self.low!r}, {self.high!r}{log})"
+
+
+class Float(_Numeric):
+    """A real-valued hyperparameter in ``[low, high]``.
+
+    With ``log=True`` it samples log-uniformly and perturbs by multiplying,
+    i.e. in log space. Values are always Python floats.
+
+    Example:
+        >>> import numpy as np
+        >>> lr = Float(1e-5, 1e-1, log=True)
+        >>> lr.perturb(1e-3, np.random.default_rng(0), 1.2)
+        0.0012
+    """
+
+    kind = "float"
+
+    def __init__(self, low: float, high: float, *, log: bool = False) -> None:
+        super().__init__(low, high, log)
+
+    def _bound(self, value: Any, which: str, name: str) -> float:
+        if not V.is_real(value):
+            raise SpaceError(f"{name}: {which} must be a number, got {value!r}")
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise SpaceError(f"{name}: {which} must be finite, got {value!r}")
+        return value
+
+    def _clip(self, value: float) -> float:
+        return float(V.clip(value, self.low, self.high))
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return self._clip(self._at(float(rng.random())))
+
+    def perturb(self, value: Any, rng: np.random.Generator, factor: float) -> float:
+        factor = V.check_factor(factor, repr(self))
+        if not V.is_real(value) or not math.isfinite(value):
+            return self.sample(rng)
+        return self._clip(self._moved(self._clip(float(value)), factor))
+
+    def contains(self, value: Any) -> bool:
+        # An int is a fine float (PEP 484's numeric tower), a bool is not.
+        return V.is_real(value) and math.isfinite(value) and self.low <= value <= self.high
+
+    def to_unit(self, value: Any) -> float:
+        if not V.is_real(value) or math.isnan(value):
+            raise SpaceError(f"{self!r}: cannot place {value!r} on the unit interval")
+        return self._unit(self._clip(float(value)))
+
+    def from_unit(self, u: float) -> float:
+        return self._clip(self._at(V.check_unit(u, repr(self))))
+
+
+class Int(_Numeric):
+    """An integer hyperparameter in ``[low, high]``, both inclusive.
+
+    Perturbation scales like :class:`Float` and then rounds; when rounding
+    would give back the same integer it moves one step in the factor's
+    direction, so small integers never get stuck. Bounds must lie within
+    ``±2**53`` so that every integer in them is exactly a float.
+
+    Example:
+        >>> import numpy as np
+        >>> Int(1, 64).perturb(2, np.random.default_rng(0), 1.2)
+        3
+    """
+
+    kind = "int"
+    _LIMIT = 2**53
+
+    def __init__(self, low: int, high: int, *, log: bool = False) -> None:
+        super().__init__(low, high, log)
+
+    def _bound(self, value: Any, which: str, name: str) -> int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if not V.is_integer(value):
+            raise SpaceError(f"{name}: {which} must be an integer, got {value!r}")
+        value = int(value)
+        if abs(value) > self._LIMIT:
+            raise SpaceError(f"{name}: {which} must lie within ±2**53, got {value!r}")
+        return value
+
+    def _clip(self, value: float) -> int:
+        return int(V.clip(round(V.clip(value, self.low, self.high)), self.low, self.high))
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:
+            # Widen by half a step on each side so the end values get a full
+            # share of the log-uniform mass after rounding.
+            u = float(rng.random())
+            return self._clip(V.exp(V.lerp(math.log(self.low - 0.5), math.log(self.high + 0.5), u)))
+        return int(rng.integers(self.low, self.high, endpoint=True))
+
+    def perturb(self, value: Any, rng: np.random.Generator, factor: float) -> int:
+        factor = V.check_factor(factor, repr(self))
+        if not V.is_real(value) or not math.isfinite(value):
+            return self.sample(rng)
+        current = self._clip(float(value))
+        moved = self._clip(self._moved(float(current), factor))
+        if moved == current and factor != 1:
+            moved = self._clip(current + (1 if factor > 1 else -1))
+        return moved
+
+    def contains(self, value: Any) -> bool:
+        return V.is_integer(value) and self.low <= value <= self.high
+
+    def to_unit(self, value: Any) -> float:
+        if not V.is_real(value) or math.isnan(value):
+            raise SpaceError(f"{self!r}: cannot place {value!r} on the unit interval")
+        return self._unit(float(V.clip(float(value), self.low, self.high)))
+
+    def from_unit(self, u: float) -> int:
+        return self._clip(self._at(V.check_unit(u, repr(self))))
+
+
+def _strict_key(value: Any) -> tuple[str, Any]:
+    """Equality that tells 1, 1.0 and True apart, as a config must."""
+    return (type(value).__name__, value)
+
+
+def _loose_key(value: Any) -> tuple[str, Any]:
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", float(value))
+    return (type(value).__name__, value)
+
+
+class _Categorical(Dimension):
+    def __init__(self, values: Sequence[Any]) -> None:
+        name = f"{type(self).__name__}({values!r})"
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise SpaceError(f"{name}: values must be a list, got {values!r}")
+        values = [V.check_json_scalar(v, name) for v in values]
+        if not values:
+            raise SpaceError(f"{name}: needs at least one value")
+        seen: dict[tuple[str, Any], Any] = {}
+        for v in values:
+            key = _loose_key(v)
+            if key in seen:
+                raise SpaceError(f"{name}: duplicate value {v!r} (equal to {seen[key]!r})")
+            seen[key] = v
+        self.values: tuple[Any, ...] = tuple(values)
+        self._index = {_strict_key(v): i for i, v in enumerate(values)}
+
+    def index(self, value: Any) -> int | None:
+        """The position of ``value`` in ``values``, or None when it is not one of them."""
+        value = V.plain(value)
+        try:
+            return self._index.get(_strict_key(value))
+        except TypeError:
+            return None
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.values[int(rng.integers(len(self.values)))]
+
+    def contains(self, value: Any) -> bool:
+        return self.index(value) is not None
+
+    def to_unit(self, value: Any) -> float:
+        i = self.index(value)
+        if i is None:
+            raise SpaceError(f"{self!r}: {value!r} is not one of the values")
+        n = len(self.values)
+        return 0.5 if n == 1 else i / (n - 1)
+
+    def from_unit(self, u: float) -> Any:
+        u = V.check_unit(u, repr(self))
+        return self.values[int(round(u * (len(self.values) - 1)))]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "values": list(self.values)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self.values)!r})"
+
+
+class Choice(_Categorical):
+    """An unordered categorical hyperparameter (JSON scalar values).
+
+    Perturbation resamples uniformly, since "a bit more" means nothing for
+    unordered values.
+
+    Example:
+        >>> import numpy as np
+        >>> Choice(["adam", "sgd"]).perturb("adam", np.random.default_rng(0), 1.2) in ("adam", "sgd")
+        True
+    """
+
+    kind = "choice"
+
+    def perturb(self, value: Any, rng: np.random.Generator, factor: float) -> Any:
+        V.check_factor(factor, repr(self))
+        return self.sample(rng)
+
+
+class Ordered(_Categorical):
+    """A categorical hyperparameter whose values have an order (e.g. batch sizes).
+
+    Perturbation moves to the neighbouring value: down for ``factor < 1``, up
+    for ``factor > 1``, staying put at the ends. A value not in the list is
+    replaced by a uniformly chosen one.
+
+    Example:
+        >>> import numpy as np
+        >>> Ordered([3, 4, 8, 10]).perturb(4, np.random.default_rng(0), 1.2)
+        8
+    """
+
+    kind = "ordered"
+
+    def perturb(self, value: Any, rng: np.random.Generator, factor: float) -> Any:
+        factor = V.check_factor(factor, repr(self))
+        i = self.index(value)
+        if i is None:
+            return self.sample(rng)
+        step = 0 if factor == 1 else (1 if factor > 1 else -1)
+        return self.values[min(max(i + step, 0), len(self.values) - 1)]
+
+
+_KINDS: dict[str, type[Dimension]] = {"float": Float, "int": Int, "choice": Choice, "ordered": Ordered}
+
+
+def dimension_from_json(data: Mapping[str, Any]) -> Dimension:
+    """The dimension described by ``data`` (as written by ``Dimension.to_json``).
+
+    Example:
+        >>> dimension_from_json({"type": "int", "low": 1, "high": 8, "log": False})
+        Int(1, 8)
+    """
+    if not isinstance(data, Mapping):
+        raise SpaceError(f"a dimension must be a JSON object, got {data!r}")
+    kind = data.get("type")
+    if kind not in _KINDS:
+        raise SpaceError(f"unknown dimension type {kind!r} in {dict(data)!r}; known: {sorted(_KINDS)}")
+    fields = {"values"} if kind in ("choice", "ordered") else {"low", "high", "log"}
+    required = fields - {"log"}
+    missing, extra = required - set(data), set(data) - fields - {"type"}
+    if missing or extra:
+        raise SpaceError(
+            f"dimension {dict(data)!r}: "
+            + (f"missing {sorted(missing)}" if missing else f"unexpected {sorted(extra)}")
+        )
+    if kind in ("choice", "ordered"):
+        return _KINDS[kind](data["values"])
+    return _KINDS[kind](data["low"], data["high"], log=data.get("log", False))
