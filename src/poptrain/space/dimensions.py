@@ -99,6 +99,9 @@ class _Numeric(Dimension):
         return V.unlerp(float(self.low), float(self.high), value)
 
     def _at(self, u: float) -> float:
+        if u <= 0.0 or u >= 1.0:
+            # exp(log(x)) is not always x; the ends of the domain must be exact.
+            return float(self.low if u <= 0.0 else self.high)
         if self.log:
             return V.exp(V.lerp(math.log(self.low), math.log(self.high), u))
         return V.lerp(float(self.low), float(self.high), u)
