@@ -93,6 +93,19 @@ def loads(data: bytes) -> Any:
         [1, (2.5, None)]
     """
     try:
+        return _loads(data)
+    except (CheckpointError, ImportError, MemoryError):
+        raise
+    except RecursionError:
+        raise CheckpointError("corrupted checkpoint: the state is nested too deeply to load") from None
+    except Exception as exc:
+        # Crafted bytes can trip any parser below (zipfile raises NotImplementedError,
+        # UnicodeDecodeError, struct.error ...); all of them mean the same to a caller.
+        raise CheckpointError(f"corrupted checkpoint: {type(exc).__name__}: {exc}") from exc
+
+
+def _loads(data: bytes) -> Any:
+    try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
         raise CheckpointError(f"not a poptrain checkpoint: not a readable zip archive ({exc})") from exc
@@ -106,10 +119,7 @@ def loads(data: bytes) -> Any:
             return _read_array(zf, ref, path)
 
         decoder = Decoder(read, tensor_byteorder_ok=header.get("byteorder") == sys.byteorder)
-        try:
-            return decoder.decode(header["tree"], "state")
-        except RecursionError:
-            raise CheckpointError("corrupted checkpoint: the state is nested too deeply to load") from None
+        return decoder.decode(header["tree"], "state")
 
 
 def _member(name: str) -> zipfile.ZipInfo:
