@@ -1,0 +1,64 @@
+"""``poptrain run`` and ``poptrain worker``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from poptrain.errors import ConfigError, StorageError
+
+
+def load_experiment(path: str):  # noqa: ANN201
+    """The module-level ``experiment`` of a Python file."""
+    from poptrain.experiment import Experiment
+    from poptrain.trainable import load_file
+
+    module = load_file(path)
+    exp = getattr(module, "experiment", None)
+    if exp is None:
+        raise ConfigError(f"{path} defines no module-level `experiment` (an poptrain.Experiment)")
+    if not isinstance(exp, Experiment):
+        raise ConfigError(f"`experiment` in {path} is a {type(exp).__name__}, not a poptrain.Experiment")
+    return exp
+
+
+def run_file(args: argparse.Namespace) -> int:
+    from poptrain.cli.tables import print_best
+    from poptrain.driver import run
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    exp = load_experiment(args.file)
+    executor: object = args.executor
+    if args.executor == "ray":
+        from poptrain.executors.ray import RayExecutor
+
+        executor = RayExecutor(address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+    res = run(
+        exp, storage=args.storage, checkpoints=args.checkpoints, workers=args.workers,
+        executor=executor, lease_s=args.lease, progress=not args.no_progress,
+    )
+    if args.workers == 0:
+        print(f"experiment {exp.name!r} is ready in {res and args.storage}; start workers with: "
+              f"poptrain worker --storage URL --name {exp.name}")
+        return 0
+    print_best(res)
+    return 0
+
+
+def join_as_worker(args: argparse.Namespace) -> int:
+    from poptrain.executors.job import WorkerJob
+    from poptrain.results import resolve_experiment
+    from poptrain.storage import open_storage
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    st = open_storage(args.storage)
+    exp = resolve_experiment(st, args.name)
+    url = args.checkpoints or exp.spec.get("checkpoints")
+    if not url:
+        raise StorageError(f"experiment {exp.name!r} records no checkpoint URL; pass --checkpoints")
+    job = WorkerJob(storage_url=args.storage, checkpoints_url=url, experiment_id=exp.id, spec=exp.spec, lease_s=args.lease)
+    stats = job.make_worker().run()
+    if st.is_finished(exp.id):
+        st.set_experiment_status(exp.id, "done")
+    print(f"worker done: {stats.intervals} intervals, {stats.steps} steps, {stats.exploits} exploits")
+    return 0

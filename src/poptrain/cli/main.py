@@ -1,0 +1,208 @@
+"""The ``poptrain`` command line. Every command takes ``--storage URL`` and ``--name NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from poptrain.errors import PoptrainError
+
+DEFAULT_URL = "sqlite:///poptrain.db"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=DEFAULT_URL, help="database URL (default: %(default)s)")
+    p.add_argument("--name", default=None, help="experiment name, when the storage holds several")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="poptrain", description="Population-Based Training.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run or resume the experiment defined in FILE.py")
+    p.add_argument("file", help="a Python file defining a module-level `experiment`")
+    _common(p)
+    p.add_argument("--checkpoints", default=None, help="fsspec URL for checkpoints (default: poptrain_checkpoints)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores; 0: create only)")
+    p.add_argument("--executor", default="local", choices=["local", "inline", "ray"])
+    p.add_argument("--lease", type=float, default=30.0, help="seconds before a silent worker's member is taken over")
+    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (executor ray)")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per Ray worker")
+    p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray worker")
+    p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log to TensorBoard in DIR")
+
+    p = sub.add_parser("worker", help="join a running experiment and train until it is done")
+    _common(p)
+    p.add_argument("--checkpoints", default=None, help="override the experiment's checkpoint URL")
+    p.add_argument("--lease", type=float, default=30.0)
+
+    for cmd, text in (
+        ("status", "one row per member"),
+        ("best", "the best member and its schedule"),
+        ("lineage", "every exploit: member, step, donor, donor step, old and new config"),
+        ("history", "every trained step's metrics"),
+    ):
+        p = sub.add_parser(cmd, help=text)
+        _common(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if cmd == "best":
+            p.add_argument("--schedule-out", default=None, metavar="FILE", help="write the best schedule as JSON")
+
+    p = sub.add_parser("list", help="the experiments in a storage")
+    p.add_argument("--storage", default=DEFAULT_URL)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("report", help="a self-contained HTML report")
+    _common(p)
+    p.add_argument("--out", default="report.html")
+    p.add_argument("--png", default=None, metavar="DIR", help="also write the main plots as PNG files")
+
+    p = sub.add_parser("dashboard", help="a live local web page over the storage")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+
+    p = sub.add_parser("replay", help="train a fresh member following the best schedule")
+    _common(p)
+    p.add_argument("--file", default=None, help="the experiment's FILE.py (default: the stored trainable path)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except PoptrainError as exc:
+        print(f"poptrain {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"poptrain {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _dump(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=_json_default, allow_nan=True))
+
+
+def _json_default(o: Any) -> Any:
+    return repr(o)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from poptrain.cli.commands import run_file
+
+    return run_file(args)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from poptrain.cli.commands import join_as_worker
+
+    return join_as_worker(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from poptrain.cli.tables import print_status
+    from poptrain.results import load_result
+
+    res = load_result(args.storage, args.name)
+    rows = [dict(member=m["member"], step=m["step"], score=m["score"], config=m["config"], state=m["state"]) for m in res.members]
+    if args.json:
+        _dump(rows)
+    else:
+        print_status(res)
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from poptrain.cli.tables import print_best
+    from poptrain.results import load_result
+
+    res = load_result(args.storage, args.name)
+    if res.best is None:
+        raise PoptrainError(f"experiment {res.name!r} has no member with a usable score yet")
+    if args.schedule_out:
+        from poptrain.reporting.schedule import write_schedule
+
+        write_schedule(res, args.schedule_out)
+    if args.json:
+        _dump(res.best)
+    else:
+        print_best(res)
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from poptrain.results import load_result
+
+    res = load_result(args.storage, args.name)
+    rows = [{k: e[k] for k in ("member", "step", "donor", "donor_step", "old_config", "new_config")} for e in res.lineage]
+    if args.json:
+        _dump(rows)
+    else:
+        for e in rows:
+            print(f"step {e['step']:>6}  member {e['member']:>3} <- member {e['donor']:>3} @ {e['donor_step']}: {e['new_config']}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from poptrain.results import load_result
+
+    res = load_result(args.storage, args.name)
+    if args.json:
+        _dump(res.history)
+    else:
+        for h in res.history:
+            print(f"member {h['member']:>3} segment {h['segment']:>4} step {h['step']:>6} {h['metrics']}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from poptrain.storage import open_storage
+
+    exps = open_storage(args.storage).list_experiments()
+    if args.json:
+        _dump([dict(name=e.name, status=e.status, population=e.spec.get("population"), budget=e.spec.get("budget")) for e in exps])
+    elif not exps:
+        print("no experiments")
+    else:
+        for e in exps:
+            print(f"{e.name}\t{e.status}\tpopulation {e.spec.get('population')}\tbudget {e.spec.get('budget')}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from poptrain.reporting.commands import report_command
+
+    return int(report_command(args.storage, args.name, args.out, args.png) or 0)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from poptrain.reporting.commands import dashboard_command
+
+    return int(dashboard_command(args.storage, args.name, args.host, args.port) or 0)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from poptrain.reporting.commands import replay_command
+
+    return int(replay_command(args.storage, args.name, args.file) or 0)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "worker": cmd_worker,
+    "status": cmd_status,
+    "best": cmd_best,
+    "lineage": cmd_lineage,
+    "history": cmd_history,
+    "list": cmd_list,
+    "report": cmd_report,
+    "dashboard": cmd_dashboard,
+    "replay": cmd_replay,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

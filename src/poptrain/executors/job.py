@@ -1,0 +1,40 @@
+"""What an executor hands to each worker it starts: enough to rebuild the worker anywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from poptrain.checkpoints import CheckpointStore
+from poptrain.experiment import Experiment, from_spec
+from poptrain.storage import Storage
+from poptrain.worker import Worker
+
+
+@dataclass
+class WorkerJob:
+    """Pickles as URLs and the experiment's stored spec, so a worker on another host rebuilds it."""
+
+    storage_url: str
+    checkpoints_url: str
+    experiment_id: int
+    spec: dict[str, Any]
+    lease_s: float = 30.0
+    experiment: Experiment | None = None
+    checkpoint_options: dict[str, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["experiment"] = None  # the trainable travels as its import path in the spec
+        return state
+
+    def make_worker(self, **kwargs: Any) -> Worker:
+        exp = self.experiment if self.experiment is not None else from_spec(self.spec)
+        return Worker(
+            experiment=exp,
+            experiment_id=self.experiment_id,
+            storage=Storage(self.storage_url),
+            checkpoints=CheckpointStore(self.checkpoints_url, **(self.checkpoint_options or {})),
+            lease_s=self.lease_s,
+            **kwargs,
+        )

@@ -1,0 +1,110 @@
+"""Workers as local processes (the default executor)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from poptrain.errors import PoptrainError, TrainableError
+from poptrain.executors.job import WorkerJob
+
+
+class WorkerProcessError(PoptrainError):
+    """A worker process stopped with an error that retrying cannot fix."""
+
+
+def _context() -> Any:
+    # fork starts a worker in milliseconds with everything already imported;
+    # elsewhere spawn re-imports the trainable from the path stored in the spec.
+    if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods():
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+def _worker_main(job: WorkerJob, errors: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
+    code = 0
+    try:
+        job.make_worker().run()
+    except PoptrainError as exc:
+        errors.put(str(exc) if isinstance(exc, TrainableError) else f"{type(exc).__name__}: {exc}")
+        code = 3
+    except BaseException:  # noqa: BLE001 - report, then die like a crashed worker
+        errors.put(traceback.format_exc())
+        code = 4
+    errors.close()
+    errors.join_thread()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: a forked child must not close database
+    # connections it inherited from the driver (PostgreSQL would drop them).
+    os._exit(code)
+
+
+class LocalExecutor:
+    """Starts ``workers`` processes on this machine and waits for them.
+
+    A worker that crashes (killed, out of memory) is replaced, and its member
+    is taken over from its last checkpoint; an error in the user's code that
+    retrying cannot fix (a missing metric) stops the run with that message.
+    """
+
+    name = "local"
+
+    def __init__(self, *, restart_crashed: bool = True, poll_s: float = 0.2) -> None:
+        self.restart_crashed = restart_crashed
+        self.poll_s = poll_s
+
+    def run(self, job: WorkerJob, *, workers: int, on_progress: Callable[[], None] | None = None) -> None:
+        ctx = _context()
+        errors = ctx.Queue()
+        procs = [self._start(ctx, job, errors) for _ in range(max(1, workers))]
+        last = 0.0
+        try:
+            while True:
+                alive = [p for p in procs if p.is_alive()]
+                if not errors.empty():
+                    raise WorkerProcessError(errors.get())
+                finished = [p for p in procs if not p.is_alive()]
+                for p in finished:
+                    p.join()
+                    procs.remove(p)
+                    if p.exitcode not in (0, 3, 4) and self.restart_crashed and not self._experiment_finished(job):
+                        procs.append(self._start(ctx, job, errors))
+                if not procs:
+                    break
+                now = time.monotonic()
+                if on_progress is not None and now - last > 0.5:
+                    last = now
+                    on_progress()
+                time.sleep(self.poll_s if alive else 0)
+            time.sleep(0.05)
+            if not errors.empty():
+                raise WorkerProcessError(errors.get())
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                p.join(timeout=5)
+
+    @staticmethod
+    def _start(ctx: Any, job: WorkerJob, errors: Any) -> Any:
+        p = ctx.Process(target=_worker_main, args=(job, errors), daemon=True)
+        p.start()
+        return p
+
+    @staticmethod
+    def _experiment_finished(job: WorkerJob) -> bool:
+        from poptrain.storage import Storage
+
+        st = Storage(job.storage_url)
+        try:
+            return st.is_finished(job.experiment_id)
+        finally:
+            st.close()

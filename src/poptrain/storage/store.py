@@ -1,0 +1,572 @@
+"""The population's one shared state: every change is a compare-and-set in a transaction.
+
+A worker's writes for a member carry its lease token; a write whose token is
+no longer the member's (the lease expired and another worker took over) is
+refused as a whole, so a dead or slow worker can never add a second record
+for a step or overwrite the member it lost.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from typing import Any, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from poptrain.errors import StorageError
+from poptrain.storage import codec, schema
+from poptrain.storage.engine import DEFAULT_URL, create_engine, mask_url, now_expr
+from poptrain.storage.records import (
+    CheckpointRecord,
+    ExperimentRecord,
+    ExploitOrder,
+    IntervalReport,
+    Lease,
+    MemberRecord,
+    Snapshot,
+)
+
+M = schema.members
+_HOST = socket.gethostname()
+
+
+def worker_name() -> str:
+    """``host:pid:random``: unique, and tells a local dead worker from a live one."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _local_and_dead(owner: str | None) -> bool:
+    # A lease held by a process of this host that no longer exists can be taken
+    # at once instead of waiting for it to expire (a restarted driver resumes
+    # without delay). Other hosts' leases always wait for expiry.
+    if not owner:
+        return False
+    parts = owner.split(":")
+    if len(parts) < 3 or parts[0] != _HOST:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Storage:
+    """Experiments, members, lineage, history, checkpoint records and leases.
+
+    Args:
+        url: a SQLAlchemy URL; ``sqlite:///poptrain.db`` (one machine) or
+            ``postgresql://user:pass@host/db`` (many machines).
+
+    Example:
+        >>> s = Storage("sqlite://")
+        >>> s.list_experiments()
+        []
+    """
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self._now = now_expr(self.engine)
+        self._pg = self.engine.dialect.name == "postgresql"
+
+    def __repr__(self) -> str:
+        return f"Storage({mask_url(self.url)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"])  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- helpers ---------------------------------------------------------
+    def _tx(self):  # noqa: ANN202
+        return self.engine.begin()
+
+    def now(self) -> float:
+        with self.engine.connect() as conn:
+            return float(conn.execute(sa.select(self._now)).scalar_one())
+
+    @staticmethod
+    def _member(row: Any) -> MemberRecord:
+        ck = CheckpointRecord(row.ckpt_key, row.ckpt_sha, row.ckpt_size or 0) if row.ckpt_key else None
+        return MemberRecord(
+            member_id=row.member_id,
+            state=row.state,
+            step=row.step,
+            config=row.config,
+            segment_id=row.segment_id,
+            scores=codec.dec_scores(row.scores),
+            checkpoint=ck,
+            failures=row.failures or 0,
+            error=row.error,
+            lease_owner=row.lease_owner,
+        )
+
+    # -- experiments -----------------------------------------------------
+    def get_experiment(self, name: str) -> ExperimentRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.experiments).where(schema.experiments.c.name == name)).first()
+        return None if row is None else ExperimentRecord(row.id, row.name, row.spec, row.status, row.created_at)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(schema.experiments).order_by(schema.experiments.c.id)).all()
+        return [ExperimentRecord(r.id, r.name, r.spec, r.status, r.created_at) for r in rows]
+
+    def create_experiment(self, name: str, spec: Mapping[str, Any], configs: Sequence[Mapping[str, Any]]) -> ExperimentRecord:
+        """Create the experiment with its members and their first segments, or return the existing one."""
+        try:
+            with self._tx() as conn:
+                now = conn.execute(sa.select(self._now)).scalar_one()
+                exp_id = conn.execute(
+                    sa.insert(schema.experiments).values(name=name, spec=dict(spec), status="running", created_at=now)
+                ).inserted_primary_key[0]
+                for i, config in enumerate(configs):
+                    seg = conn.execute(
+                        sa.insert(schema.segments).values(
+                            experiment_id=exp_id, member_id=i, start_step=0, config=dict(config), created_at=now
+                        )
+                    ).inserted_primary_key[0]
+                    conn.execute(
+                        sa.insert(M).values(
+                            experiment_id=exp_id, member_id=i, state="active", step=0, config=dict(config),
+                            segment_id=seg, scores=[], failures=0, updated_at=now,
+                        )
+                    )
+        except IntegrityError:
+            pass
+        record = self.get_experiment(name)
+        if record is None:  # pragma: no cover - insert failed for another reason
+            raise StorageError(f"experiment {name!r} could not be created in {mask_url(self.url)}")
+        return record
+
+    def set_experiment_status(self, experiment_id: int, status: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(schema.experiments)
+                .where(schema.experiments.c.id == experiment_id)
+                .values(status=status, finished_at=self._now if status == "done" else None)
+            )
+
+    def reopen_failed(self, experiment_id: int) -> int:
+        """Give failed members another chance (on an explicit resume); returns how many."""
+        with self._tx() as conn:
+            res = conn.execute(
+                sa.update(M)
+                .where(M.c.experiment_id == experiment_id, M.c.state == "failed")
+                .values(state="active", failures=0, lease_token=None, lease_owner=None, lease_expires=None)
+            )
+            return res.rowcount or 0
+
+    # -- claiming --------------------------------------------------------
+    def claim(self, experiment_id: int, worker: str, *, lease_s: float, prefer: Iterable[int] = ()) -> Lease | None:
+        """Lease the unfinished, unleased member that is furthest behind, or None.
+
+        Among members at the same step, ``prefer`` (members whose state the
+        worker still holds in memory) wins, which saves a checkpoint read.
+        """
+        prefer = set(prefer)
+        with self._tx() as conn:
+            now = float(conn.execute(sa.select(self._now)).scalar_one())
+            q = (
+                sa.select(M.c.member_id, M.c.step, M.c.lease_token, M.c.lease_owner, M.c.lease_expires)
+                .where(M.c.experiment_id == experiment_id, M.c.state == "active")
+                .order_by(M.c.step, M.c.member_id)
+            )
+            if self._pg:
+                q = q.with_for_update(skip_locked=True)
+            rows = conn.execute(q).all()
+            free = [r for r in rows if r.lease_token is None or (r.lease_expires or 0) < now or _local_and_dead(r.lease_owner)]
+            if not free:
+                return None
+            low = free[0].step
+            same = [r for r in free if r.step == low]
+            pick = next((r for r in same if r.member_id in prefer), same[0])
+            token = uuid.uuid4().hex
+            res = conn.execute(
+                sa.update(M)
+                .where(
+                    M.c.experiment_id == experiment_id,
+                    M.c.member_id == pick.member_id,
+                    M.c.state == "active",
+                    (M.c.lease_token.is_(None) if pick.lease_token is None else M.c.lease_token == pick.lease_token),
+                )
+                .values(lease_token=token, lease_owner=worker, lease_expires=now + lease_s, updated_at=now)
+            )
+            if res.rowcount != 1:
+                return None
+            if pick.lease_token is not None:
+                conn.execute(
+                    sa.update(schema.leases)
+                    .where(schema.leases.c.token == pick.lease_token)
+                    .values(released_at=now, outcome="taken_over")
+                )
+            row = conn.execute(
+                sa.select(M).where(M.c.experiment_id == experiment_id, M.c.member_id == pick.member_id)
+            ).one()
+            conn.execute(
+                sa.insert(schema.leases).values(
+                    experiment_id=experiment_id, member_id=pick.member_id, worker=worker, token=token,
+                    start_step=row.step, claimed_at=now,
+                )
+            )
+        return Lease(experiment_id, self._member(row), token, worker)
+
+    def heartbeat(self, lease: Lease, *, lease_s: float) -> bool:
+        """Extend the lease; False when it was lost (another worker owns the member now)."""
+        with self._tx() as conn:
+            res = conn.execute(
+                sa.update(M)
+                .where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id, M.c.lease_token == lease.token)
+                .values(lease_expires=self._now + lease_s)
+            )
+            return res.rowcount == 1
+
+    def release(self, lease: Lease, *, outcome: str = "released") -> None:
+        with self._tx() as conn:
+            self._release(conn, lease, outcome)
+
+    def _release(self, conn: sa.Connection, lease: Lease, outcome: str) -> bool:
+        res = conn.execute(
+            sa.update(M)
+            .where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id, M.c.lease_token == lease.token)
+            .values(lease_token=None, lease_owner=None, lease_expires=None)
+        )
+        conn.execute(
+            sa.update(schema.leases)
+            .where(schema.leases.c.token == lease.token, schema.leases.c.released_at.is_(None))
+            .values(released_at=self._now, outcome=outcome)
+        )
+        return res.rowcount == 1
+
+    # -- reporting a ready point ----------------------------------------
+    def commit_interval(self, lease: Lease, report: IntervalReport, *, release: bool = False) -> bool:
+        """Record an interval's history, checkpoint and score at once; False if the lease was lost."""
+        with self._tx() as conn:
+            values: dict[str, Any] = dict(
+                step=report.step,
+                scores=codec.enc_scores(report.scores),
+                ckpt_key=report.checkpoint.key,
+                ckpt_sha=report.checkpoint.sha256,
+                ckpt_size=report.checkpoint.size,
+                updated_at=self._now,
+            )
+            if report.done:
+                values["state"] = "done"
+            if report.done or release:
+                values.update(lease_token=None, lease_owner=None, lease_expires=None)
+            res = conn.execute(
+                sa.update(M)
+                .where(
+                    M.c.experiment_id == lease.experiment_id,
+                    M.c.member_id == lease.member_id,
+                    M.c.lease_token == lease.token,
+                    M.c.state == "active",
+                )
+                .values(**values)
+            )
+            if res.rowcount != 1:
+                conn.rollback()
+                return False
+            seg = lease.member.segment_id
+            now = conn.execute(sa.select(self._now)).scalar_one()
+            if report.rows:
+                conn.execute(
+                    sa.insert(schema.history),
+                    [
+                        dict(experiment_id=lease.experiment_id, member_id=lease.member_id, segment_id=seg,
+                             step=s, metrics=codec.enc_metrics(m), created_at=now)
+                        for s, m in report.rows
+                    ],
+                )
+            conn.execute(
+                sa.update(schema.segments).where(schema.segments.c.id == seg).values(end_step=report.step)
+            )
+            conn.execute(
+                sa.insert(schema.checkpoints).values(
+                    experiment_id=lease.experiment_id, key=report.checkpoint.key, sha256=report.checkpoint.sha256,
+                    size=report.checkpoint.size, member_id=lease.member_id, segment_id=seg, step=report.step,
+                    score=report.score if report.score is not None and report.score == report.score else None,
+                    created_at=now,
+                )
+            )
+            if report.observation is not None:
+                obs = dict(report.observation)
+                obs["score_start"] = _finite_or_none(obs.get("score_start"))
+                obs["score_end"] = _finite_or_none(obs.get("score_end"))
+                conn.execute(sa.insert(schema.observations).values(experiment_id=lease.experiment_id, **obs))
+            if report.done or release:
+                conn.execute(
+                    sa.update(schema.leases)
+                    .where(schema.leases.c.token == lease.token)
+                    .values(released_at=now, outcome="done" if report.done else "released")
+                )
+        return True
+
+    def record_failure(self, lease: Lease, error: str, *, max_failures: int) -> str:
+        """Count a failed attempt; the member restarts from its checkpoint or, past ``max_failures``, fails."""
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(M.c.failures).where(
+                    M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id, M.c.lease_token == lease.token
+                )
+            ).first()
+            if row is None:
+                return "lost"
+            failures = (row.failures or 0) + 1
+            state = "failed" if failures > max_failures else "active"
+            conn.execute(
+                sa.update(M)
+                .where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id, M.c.lease_token == lease.token)
+                .values(failures=failures, error=error[-4000:], state=state)
+            )
+            self._release(conn, lease, "failed")
+            return state
+
+    # -- decisions -------------------------------------------------------
+    def snapshot(self, experiment_id: int, *, observations: int = 0) -> Snapshot:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(M).where(M.c.experiment_id == experiment_id).order_by(M.c.member_id)).all()
+            obs: list[dict[str, Any]] = []
+            if observations:
+                O = schema.observations
+                orows = conn.execute(
+                    sa.select(O).where(O.c.experiment_id == experiment_id).order_by(O.c.id.desc()).limit(observations)
+                ).all()
+                obs = [
+                    dict(member=r.member_id, step_start=r.step_start, step_end=r.step_end,
+                         score_start=codec.dec_float(r.score_start), score_end=codec.dec_float(r.score_end), config=r.config)
+                    for r in reversed(orows)
+                ]
+        return Snapshot([self._member(r) for r in rows], obs)
+
+    def apply_exploit(self, lease: Lease, order: ExploitOrder, *, keep_lease: bool = True) -> Lease | None:
+        """Point the member at the donor's latest checkpoint and the new config (async mode).
+
+        Returns the updated lease, or None when the lease was lost or the donor
+        has no checkpoint; then nothing changed.
+        """
+        with self._tx() as conn:
+            rows = {
+                r.member_id: r
+                for r in conn.execute(
+                    sa.select(M).where(M.c.experiment_id == lease.experiment_id, M.c.member_id.in_([lease.member_id, order.donor]))
+                ).all()
+            }
+            me, donor = rows.get(lease.member_id), rows.get(order.donor)
+            if me is None or donor is None or me.lease_token != lease.token or donor.ckpt_key is None or order.donor == lease.member_id:
+                return None
+            self._exploit(conn, lease.experiment_id, me, donor, order.config)
+            if not keep_lease:
+                self._release(conn, lease, "exploited")
+            row = conn.execute(
+                sa.select(M).where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id)
+            ).one()
+        return Lease(lease.experiment_id, self._member(row), lease.token, lease.worker)
+
+    def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any]) -> None:
+        now = conn.execute(sa.select(self._now)).scalar_one()
+        seg = conn.execute(
+            sa.insert(schema.segments).values(
+                experiment_id=experiment_id, member_id=me.member_id, parent_id=donor.segment_id, prev_id=me.segment_id,
+                start_step=donor.step, config=dict(config), donor=donor.member_id, donor_step=donor.step,
+                member_step=me.step, old_config=me.config, created_at=now,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            sa.update(M)
+            .where(M.c.experiment_id == experiment_id, M.c.member_id == me.member_id)
+            .values(
+                config=dict(config), step=donor.step, scores=donor.scores, ckpt_key=donor.ckpt_key,
+                ckpt_sha=donor.ckpt_sha, ckpt_size=donor.ckpt_size, segment_id=seg, updated_at=now,
+            )
+        )
+
+    def arrive(self, lease: Lease, step: int) -> bool:
+        """Wait at the sync barrier at ``step`` (the lease is given up); True if everyone has arrived."""
+        with self._tx() as conn:
+            res = conn.execute(
+                sa.update(M)
+                .where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id, M.c.lease_token == lease.token)
+                .values(state="waiting")
+            )
+            if res.rowcount != 1:
+                return False
+            self._release(conn, lease, "barrier")
+        return self.barrier_step(lease.experiment_id) is not None
+
+    def barrier_step(self, experiment_id: int) -> int | None:
+        """The step of a complete, undecided barrier: no active member and some waiting."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(M.c.state, M.c.step).where(M.c.experiment_id == experiment_id, M.c.state.in_(["active", "waiting"]))
+            ).all()
+        if not rows or any(r.state == "active" for r in rows):
+            return None
+        return min(r.step for r in rows)
+
+    def apply_generation(
+        self, experiment_id: int, step: int, orders: Mapping[int, ExploitOrder], *, decided_by: str
+    ) -> bool:
+        """Apply a whole generation's decisions at once; exactly one caller succeeds."""
+        try:
+            with self._tx() as conn:
+                rows = {
+                    r.member_id: r
+                    for r in conn.execute(sa.select(M).where(M.c.experiment_id == experiment_id)).all()
+                }
+                live = [r for r in rows.values() if r.state in ("active", "waiting")]
+                if any(r.state != "waiting" for r in live):
+                    conn.rollback()
+                    return False
+                conn.execute(
+                    sa.insert(schema.generations).values(
+                        experiment_id=experiment_id, step=step, decided_at=self._now, decided_by=decided_by,
+                        decisions={str(k): {"donor": v.donor, "config": dict(v.config)} for k, v in orders.items()},
+                    )
+                )
+                # Donors are read from the snapshot taken before any exploit of
+                # this generation, so the order of application cannot matter.
+                for member_id in sorted(orders):
+                    order = orders[member_id]
+                    me, donor = rows.get(member_id), rows.get(order.donor)
+                    if me is None or donor is None or donor.ckpt_key is None or member_id == order.donor:
+                        continue
+                    if me.state != "waiting":
+                        continue
+                    self._exploit(conn, experiment_id, me, donor, order.config)
+                conn.execute(
+                    sa.update(M).where(M.c.experiment_id == experiment_id, M.c.state == "waiting").values(state="active")
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def generation(self, experiment_id: int, step: int) -> dict[str, Any] | None:
+        G = schema.generations
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(G.c.decisions).where(G.c.experiment_id == experiment_id, G.c.step == step)).first()
+        return None if row is None else row[0]
+
+    def drop_from_barrier(self, experiment_id: int, member_id: int, reason: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(M)
+                .where(M.c.experiment_id == experiment_id, M.c.member_id == member_id)
+                .values(state="failed", error=reason, lease_token=None, lease_owner=None, lease_expires=None)
+            )
+
+    # -- progress --------------------------------------------------------
+    def is_finished(self, experiment_id: int) -> bool:
+        with self.engine.connect() as conn:
+            n = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(M)
+                .where(M.c.experiment_id == experiment_id, M.c.state.in_(["active", "waiting"]))
+            ).scalar_one()
+        return n == 0
+
+    def members(self, experiment_id: int) -> list[MemberRecord]:
+        return self.snapshot(experiment_id).members
+
+    def history(self, experiment_id: int, *, since_step: int | None = None) -> list[dict[str, Any]]:
+        H = schema.history
+        q = sa.select(H).where(H.c.experiment_id == experiment_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(H.c.member_id, H.c.segment_id, H.c.step)).all()
+        return [
+            dict(member=r.member_id, segment=r.segment_id, step=r.step, metrics=codec.dec_metrics(r.metrics))
+            for r in rows
+        ]
+
+    def count_history(self, experiment_id: int) -> int:
+        H = schema.history
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(H).where(H.c.experiment_id == experiment_id)).scalar_one()
+
+    def segments(self, experiment_id: int) -> list[dict[str, Any]]:
+        S = schema.segments
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(S).where(S.c.experiment_id == experiment_id).order_by(S.c.id)).all()
+        return [
+            dict(segment=r.id, member=r.member_id, parent=r.parent_id, prev=r.prev_id, start_step=r.start_step,
+                 end_step=r.end_step, config=r.config, donor=r.donor, donor_step=r.donor_step,
+                 member_step=r.member_step, old_config=r.old_config)
+            for r in rows
+        ]
+
+    def leases(self, experiment_id: int) -> list[dict[str, Any]]:
+        L = schema.leases
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(L).where(L.c.experiment_id == experiment_id).order_by(L.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def checkpoint_records(self, experiment_id: int) -> list[dict[str, Any]]:
+        C = schema.checkpoints
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(C).where(C.c.experiment_id == experiment_id).order_by(C.c.created_at)).all()
+        return [dict(r._mapping) for r in rows]
+
+    # -- garbage collection ---------------------------------------------
+    def release_checkpoints(self, experiment_id: int, *, mode: str, member_id: int | None = None) -> list[str]:
+        """Forget checkpoints that no member refers to, except the best; return their keys to delete.
+
+        The records go in the same transaction that checks the references, and
+        an exploit copies a reference in a transaction too, so a key returned
+        here can no longer be picked as a donor checkpoint.
+        """
+        C = schema.checkpoints
+        with self._tx() as conn:
+            referenced = {k for (k,) in conn.execute(
+                sa.select(M.c.ckpt_key).where(M.c.experiment_id == experiment_id, M.c.ckpt_key.is_not(None))
+            ).all()}
+            order = C.c.score.desc() if mode == "max" else C.c.score.asc()
+            best = conn.execute(
+                sa.select(C.c.key).where(C.c.experiment_id == experiment_id, C.c.score.is_not(None)).order_by(order).limit(1)
+            ).scalar()
+            q = sa.select(C.c.key).where(C.c.experiment_id == experiment_id)
+            if member_id is not None:
+                q = q.where(C.c.member_id == member_id)
+            keys = [k for (k,) in conn.execute(q).all() if k not in referenced and k != best]
+            if keys:
+                conn.execute(sa.delete(C).where(C.c.experiment_id == experiment_id, C.c.key.in_(keys)))
+        return keys
+
+
+def _finite_or_none(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def open_storage(url: str = DEFAULT_URL) -> Storage:
+    """Open (and create if needed) the storage at ``url``; StorageError with a clear reason otherwise."""
+    try:
+        return Storage(url)
+    except OperationalError as exc:  # pragma: no cover - mapped in create_engine
+        raise StorageError(f"storage {mask_url(url)!r} cannot be opened: {exc.orig}") from None
