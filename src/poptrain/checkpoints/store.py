@@ -81,9 +81,11 @@ class CheckpointStore:
     """
 
     def __init__(self, url: str | os.PathLike[str], **storage_options: Any) -> None:
-        raw = os.fspath(url)
+        raw = os.fspath(url) if isinstance(url, os.PathLike) else url
         if not isinstance(raw, str) or not raw:
-            raise ConfigError(f"The 'url' parameter of CheckpointStore must be a non-empty string. Got {url!r} instead.")
+            raise ConfigError(
+                f"The 'url' parameter of CheckpointStore must be a non-empty string. Got {url!r} instead."
+            )
         self._options = dict(storage_options)
         fs, root = fsspec.core.url_to_fs(raw, **self._options)
         self._fs: Any = fs
@@ -223,7 +225,9 @@ class CheckpointStore:
     def _path(self, key: str) -> str:
         parts = key.split("/") if isinstance(key, str) else []
         if not parts or any(p in ("", ".", "..") or "\\" in p for p in parts):
-            raise CheckpointError(f"invalid checkpoint key {key!r}: expected a relative path like 'exp/member-0000/…'")
+            raise CheckpointError(
+                f"invalid checkpoint key {key!r}: expected a relative path like 'exp/member-0000/…'"
+            )
         return f"{self._root_path}/{key}"
 
     @property
