@@ -85,7 +85,13 @@ class Registry:
 
     def get(self, kind: Any) -> type:
         if kind not in self._classes and kind in self._lazy:
-            importlib.import_module(self._lazy[kind])
+            module = self._lazy[kind]
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise  # the module exists but lacks a dependency: keep the pip hint
+                raise ConfigError(f"{self.family} kind {kind!r} needs {module}, which this version lacks") from None
         if kind not in self._classes:
             raise ConfigError(f"unknown {self.family} kind {kind!r}; known: {self.kinds()}")
         return self._classes[kind]
