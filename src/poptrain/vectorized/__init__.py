@@ -13,6 +13,7 @@ from poptrain._optional import require
 
 require("torch", feature="poptrain.vectorized")
 
+from poptrain.vectorized.engine import train_population  # noqa: E402
 from poptrain.vectorized.optim import SGD, Adam, AdamW, StackedOptimizer  # noqa: E402
 from poptrain.vectorized.population import Population  # noqa: E402
 from poptrain.vectorized.recorder import MemoryRecorder, PopulationResult, Recorder  # noqa: E402
@@ -26,4 +27,5 @@ __all__ = [
     "PopulationResult",
     "Recorder",
     "StackedOptimizer",
+    "train_population",
 ]

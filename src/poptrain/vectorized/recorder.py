@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 from poptrain.algorithms.types import Mode
+from poptrain.checkpoints import CheckpointRef
 
 
 class Recorder(Protocol):
@@ -28,6 +29,9 @@ class Recorder(Protocol):
                        new_config: Mapping[str, Any]) -> None:
         """At ``step`` ``member`` took ``donor``'s weights (as they were before this step's
         exploits) and switched from ``old_config`` to ``new_config``."""
+
+    def record_checkpoint(self, step: int, ref: CheckpointRef) -> None:
+        """The whole population, as it is after ``step``'s exploits, is saved at ``ref``."""
 
     def finish(self) -> None:
         """The budget is spent."""
@@ -79,6 +83,10 @@ class PopulationResult:
     history: list[HistoryRow] = field(default_factory=list)
     exploits: list[ExploitRecord] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+    checkpoint: CheckpointRef | None = None
+    """The latest checkpoint of the whole population (``resume_from=`` takes it)."""
+    best_state: dict[str, Any] | None = None
+    """The best member's weights at the end, as ``model().load_state_dict`` takes them."""
 
     @property
     def scores(self) -> list[float]:
@@ -156,6 +164,9 @@ class MemoryRecorder:
             parent = [s.id for s in self.result.segments[:parent] if s.member == donor][-1]
         self._new_segment(member, parent, step, new_config)
         self.result.configs[member] = copy.deepcopy(dict(new_config))
+
+    def record_checkpoint(self, step: int, ref: CheckpointRef) -> None:
+        self.result.checkpoint = ref
 
     def finish(self) -> None:
         pass
