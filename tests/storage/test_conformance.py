@@ -147,8 +147,11 @@ def test_failures_restart_then_fail(storage_url):
 
 
 def test_unopenable_urls_give_one_clear_error(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database file" * 100)
     with pytest.raises(StorageError, match="cannot be opened"):
-        Storage(f"sqlite:///{tmp_path}/missing-dir/sub/x.db")
+        Storage(f"sqlite:///{junk}")
+    assert junk.read_bytes().startswith(b"this is not")
     with pytest.raises(StorageError, match="not a database URL"):
         Storage("not a url")
 

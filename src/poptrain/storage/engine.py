@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from poptrain._optional import require
 from poptrain.errors import StorageError
@@ -57,6 +58,13 @@ def create_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
+    db = make_url(url).database
+    if db and db != ":memory:" and not db.startswith("file:"):
+        parent = os.path.dirname(os.path.abspath(db))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"storage {mask_url(url)!r} cannot be opened: cannot create {parent}: {exc.strerror}") from None
     engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -93,16 +101,16 @@ def _create_schema(engine: Engine, url: str) -> None:
                         f"this poptrain reads version {schema.SCHEMA_VERSION}; use a matching poptrain release"
                     )
             return
-        except OperationalError as exc:
+        except sa.exc.IntegrityError as exc:  # two processes created the schema at once
+            last = exc
+            time.sleep(0.1)
+            continue
+        except sa.exc.DBAPIError as exc:
             last = exc
             if "locked" in str(exc).lower() or "already exists" in str(exc).lower():
                 time.sleep(0.2 * (attempt + 1))
                 continue
             break
-        except sa.exc.IntegrityError as exc:  # two processes created the schema at once
-            last = exc
-            time.sleep(0.1)
-            continue
     raise StorageError(f"storage {mask_url(url)!r} cannot be opened: {_short(last)}") from None
 
 
