@@ -17,7 +17,12 @@ import pytest
 from poptrain.checkpoints import dumps, loads
 from poptrain.errors import CheckpointError, UnsafeStateError
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # the core must work without torch; only the torch cases skip
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch: pip install torch")
 
 
 class Custom:
@@ -42,7 +47,6 @@ class Color(enum.IntEnum):
         (1 + 2j, "complex"),
         (bytearray(b"x"), "bytearray"),
         (range(3), "range"),
-        (torch.zeros(3).to_sparse(), "sparse"),
     ],
     ids=lambda v: type(v).__name__,
 )
@@ -53,6 +57,12 @@ def test_unsafe_value_is_refused_with_its_key_path_and_type(value: Any, type_nam
     message = str(info.value)
     assert "state['optimizer']['param_groups'][0]['foo']" in message
     assert type_name in message
+
+
+@needs_torch
+def test_sparse_tensor_is_refused_with_its_path() -> None:
+    with pytest.raises(UnsafeStateError, match=r"state\['w'\] is a torch.sparse_coo tensor"):
+        dumps({"w": torch.zeros(3).to_sparse()})
 
 
 def test_unsafe_error_is_a_checkpoint_error_and_a_type_error() -> None:
@@ -88,7 +98,10 @@ def test_shared_subtrees_are_fine() -> None:
 
 
 def _state() -> dict:
-    return {"w": np.arange(100, dtype=np.float64), "t": torch.arange(50.0), "lr": 0.1}
+    state = {"w": np.arange(100, dtype=np.float64), "lr": 0.1, "v": np.arange(50, dtype=np.float32)}
+    if torch is not None:
+        state["t"] = torch.arange(50.0)
+    return state
 
 
 @pytest.mark.parametrize(
@@ -112,7 +125,7 @@ def test_every_flipped_byte_in_the_data_is_caught() -> None:
             back = loads(bytes(bad))
         except CheckpointError:
             continue
-        assert np.array_equal(back["w"], _state()["w"]) and torch.equal(back["t"], _state()["t"]), offset
+        assert repr(back) == repr(_state()), offset
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -146,8 +159,9 @@ def _tree(tree: Any, **header: Any) -> bytes:
         ({"tree.json": _tree({"t": "ndarray", "ref": "arrays/9.npy"})}, "missing archive member"),
         ({"tree.json": _tree({"t": "ndarray", "ref": "../../etc/passwd"})}, "missing archive member"),
         ({"tree.json": _tree({"t": "dict", "v": [[[1], 2]]})}, "dict key decodes to list"),
-        ({"tree.json": _tree({"t": "tensor", "ref": "tensors/0.bin", "dtype": "Tensor", "shape": [1]}),
-          "tensors/0.bin": _npy(np.zeros(4, np.uint8))}, "unknown tensor dtype 'Tensor'"),
+        pytest.param(
+            {"tree.json": _tree({"t": "tensor", "ref": "tensors/0.bin", "dtype": "Tensor", "shape": [1]}),
+             "tensors/0.bin": _npy(np.zeros(4, np.uint8))}, "unknown tensor dtype 'Tensor'", marks=needs_torch),
     ],
     ids=["no-tree", "bad-json", "wrong-format", "future-version", "unknown-tag", "untagged-object",
          "missing-member", "path-escape", "list-key", "bad-dtype"],
@@ -175,6 +189,7 @@ def marker(tmp_path: Path) -> Path:
     return tmp_path / "payload-ran"
 
 
+@needs_torch
 def test_the_payload_really_runs_when_unpickled(marker: Path) -> None:
     # The control: without this, the tests below could pass with a dud payload.
     pickle.loads(pickle.dumps(Payload(marker)))
@@ -186,6 +201,7 @@ def test_the_payload_really_runs_when_unpickled(marker: Path) -> None:
     assert marker.exists()
 
 
+@needs_torch
 def test_torch_save_file_with_payload_is_refused_without_running(marker: Path) -> None:
     buf = io.BytesIO()
     torch.save({"model": Payload(marker)}, buf)
@@ -213,6 +229,7 @@ def test_object_array_with_payload_inside_our_format_is_refused_without_running(
     assert not marker.exists()
 
 
+@needs_torch
 def test_pickled_tensor_blob_in_place_of_tensor_bytes_is_refused_without_running(marker: Path) -> None:
     blob = io.BytesIO()
     torch.save({"t": Payload(marker)}, blob)
@@ -225,12 +242,14 @@ def test_pickled_tensor_blob_in_place_of_tensor_bytes_is_refused_without_running
     assert not marker.exists()
 
 
+@needs_torch
 def test_edited_tree_without_fixing_the_crc_is_refused() -> None:
     data = dumps(torch.zeros(4))
     with pytest.raises(CheckpointError, match="Bad CRC-32 for file 'tree.json'"):
         loads(data.replace(b'"shape":[4]', b'"shape":[5]'))
 
 
+@needs_torch
 def test_wrong_byte_count_for_a_tensor_is_refused_even_with_valid_crcs() -> None:
     with zipfile.ZipFile(io.BytesIO(dumps(torch.zeros(4)))) as zf:
         members = {name: zf.read(name) for name in zf.namelist()}
