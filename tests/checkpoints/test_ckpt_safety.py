@@ -65,6 +65,15 @@ def test_sparse_tensor_is_refused_with_its_path() -> None:
         dumps({"w": torch.zeros(3).to_sparse()})
 
 
+@needs_torch
+def test_tensor_subclass_is_refused_with_a_hint() -> None:
+    class Tagged(torch.Tensor):
+        pass
+
+    with pytest.raises(UnsafeStateError, match=r"state\[0\] is a .*Tagged \(a Tensor subclass; convert it with"):
+        dumps([torch.zeros(2).as_subclass(Tagged)])
+
+
 def test_unsafe_error_is_a_checkpoint_error_and_a_type_error() -> None:
     with pytest.raises(CheckpointError):
         dumps([object()])

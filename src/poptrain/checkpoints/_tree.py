@@ -85,6 +85,8 @@ class Encoder:
                 name = f"tensors/{len(self.arrays)}.bin"
                 self.arrays[name] = raw
                 return {"t": "tensor", "ref": name, **record}
+            if isinstance(x, torch.Tensor):
+                raise _unsafe(path, x, " (a Tensor subclass; convert it with .as_subclass(torch.Tensor))")
         if isinstance(x, np.ndarray):
             raise _unsafe(path, x, " (an ndarray subclass; convert it with np.asarray)")
         raise _unsafe(path, x)

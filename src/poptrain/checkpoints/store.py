@@ -71,6 +71,11 @@ class CheckpointStore:
         **storage_options: passed to the fsspec filesystem (e.g.
             ``client_kwargs={"endpoint_url": ...}`` for S3).
 
+    Attributes:
+        url: the normalised URL (``file:///abs/dir``, ``memory:///x``,
+            ``s3://bucket/prefix``), for the experiment record; together with
+            the same storage options it reopens this store anywhere.
+
     The store pickles as its URL and options and reopens the filesystem on
     first use in the new process.
 
