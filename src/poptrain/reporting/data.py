@@ -218,7 +218,7 @@ def population(result: Any) -> Population:
     """Index a result's records for plotting.
 
     Raises:
-        NothingToReport: the experiment has no member and no trained step yet.
+        NothingToReport: the experiment has not trained a single step yet.
     """
     experiment = dict(field_of(result, "experiment") or {})
     members = [dict(m) for m in field_of(result, "members") or []]
@@ -228,7 +228,7 @@ def population(result: Any) -> Population:
     best = field_of(result, "best")
     best = dict(best) if best else None
     name = experiment.get("name", "")
-    if not members and not history:
+    if not history:
         raise NothingToReport(f"Experiment '{name}' has not trained any step yet; there is nothing to show.")
     metric = str(experiment.get("metric") or "score")
     mode = str(experiment.get("mode") or "max")
