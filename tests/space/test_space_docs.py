@@ -5,7 +5,13 @@ import importlib
 
 import pytest
 
-MODULES = ["poptrain.space", "poptrain.space.dimensions", "poptrain.space.space"]
+MODULES = [
+    "poptrain.space",
+    "poptrain.space.categorical",
+    "poptrain.space.dimensions",
+    "poptrain.space.numeric",
+    "poptrain.space.space",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
