@@ -5,6 +5,8 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from poptrain.algorithms import (
     PBT,
@@ -232,3 +234,49 @@ def test_pickled_strategy_still_exploits():
     decision = pbt.decide(0, population(8), space=SPACE, rng=np.random.default_rng(0))
     assert isinstance(decision, Exploit)
     assert decision.config["lr"] == pytest.approx(min(1.0, 3 * population(8).member(decision.donor).config["lr"]))
+
+score_values = st.one_of(st.floats(-10, 10), st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+@st.composite
+def populations(draw):
+    n = draw(st.integers(1, 10))
+    members = [
+        MemberView(
+            id=i,
+            step=10,
+            config=SPACE.sample(np.random.default_rng(draw(st.integers(0, 1000)))),
+            scores=tuple(draw(st.lists(score_values, max_size=4))),
+            has_checkpoint=draw(st.booleans()) or draw(st.booleans()),
+            failed=draw(st.integers(0, 5)) == 0,
+        )
+        for i in range(n)
+    ]
+    return PopulationView(members, mode=draw(st.sampled_from(["max", "min"])))
+
+
+selections = st.one_of(
+    st.builds(Truncation, st.floats(0.05, 0.5)), st.just(Tournament()), st.builds(TTest, st.integers(2, 4))
+)
+
+
+def assert_valid_exploit(pop, member_id, decision):
+    if isinstance(decision, Exploit):
+        donor = pop.member(decision.donor)
+        assert decision.donor != member_id
+        assert donor.has_checkpoint and not donor.failed and math.isfinite(donor.scores[-1])
+        SPACE.validate(decision.config)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pop=populations(), selection=selections, seed=st.integers(0, 2**32 - 1))
+def test_any_population_gives_valid_decisions(pop, selection, seed):
+    pbt = PBT(interval=10, selection=selection)
+    for m in pop.members:
+        assert_valid_exploit(pop, m.id, pbt.decide(m.id, pop, space=SPACE, rng=np.random.default_rng(seed)))
+    decisions = pbt.decide_generation(pop, space=SPACE, rng=np.random.default_rng(seed))
+    assert sorted(decisions) == sorted(m.id for m in pop.members)
+    for member_id, decision in decisions.items():
+        assert_valid_exploit(pop, member_id, decision)
+    exploiters = {m for m, d in decisions.items() if isinstance(d, Exploit)}
+    assert not exploiters & {d.donor for d in decisions.values() if isinstance(d, Exploit)}

@@ -73,7 +73,7 @@ strategies = st.builds(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(pbt=strategies)
 def test_strategy_json_round_trip(pbt):
     data = through_json(pbt)
@@ -82,6 +82,7 @@ def test_strategy_json_round_trip(pbt):
     assert through_json(PBT.from_json(data)) == data
 
 
+@settings(deadline=None)
 @given(part=st.one_of(scorers, selections, explores))
 def test_component_json_round_trip(part):
     read = {"scorer": scorer_from_json, "selection": selection_from_json, "explore": explore_from_json}[part.family]

@@ -66,7 +66,7 @@ def assert_in_domain(dim, value):
         assert type(value) is int
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(dim=dimensions, seed=seeds, factor=factors, start=anything, u=units)
 def test_values_always_in_domain_with_declared_type(dim, seed, factor, start, u):
     rng = np.random.default_rng(seed)
@@ -79,12 +79,14 @@ def test_values_always_in_domain_with_declared_type(dim, seed, factor, start, u)
     assert 0.0 <= position <= 1.0
 
 
+@settings(deadline=None)
 @given(dim=dimensions)
 def test_dimension_json_round_trip(dim):
     back = dimension_from_json(json.loads(json.dumps(dim.to_json(), allow_nan=False)))
     assert back == dim
 
 
+@settings(deadline=None)
 @given(dim=st.one_of(int_dims(), categorical_dims), seed=seeds)
 def test_discrete_unit_round_trip_is_exact(dim, seed):
     value = dim.sample(np.random.default_rng(seed))
@@ -105,7 +107,7 @@ specs = st.recursive(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(spec=specs, seed=seeds)
 def test_space_json_round_trip_and_samples_validate(spec, seed):
     space = Space(spec)

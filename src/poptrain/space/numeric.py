@@ -70,8 +70,11 @@ class _Numeric(Dimension):
 class Float(_Numeric):
     """A real-valued hyperparameter in ``[low, high]``.
 
-    With ``log=True`` it samples log-uniformly and perturbs by multiplying,
-    i.e. in log space. Values are always Python floats.
+    Perturbation multiplies by the factor when the value is above zero in a
+    domain without negative values (always with ``log=True``, i.e. in log
+    space); otherwise it adds ``(factor - 1) * (high - low)``. The result is
+    clipped into the bounds. With ``log=True`` sampling is log-uniform.
+    Values are always Python floats.
 
     Example:
         >>> import numpy as np
