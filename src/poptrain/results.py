@@ -67,6 +67,9 @@ def schedule_of(segments: list[dict[str, Any]], segment_id: int, end_step: int) 
         chain.append(seg)
         seg = by_id.get(seg["parent"]) if seg["parent"] is not None else None
     chain.reverse()
+    # A segment that ended where it started trained nothing (its weights were
+    # copied on at once): it is lineage, not schedule.
+    chain = [s for i, s in enumerate(chain) if i + 1 == len(chain) or chain[i + 1]["start_step"] > s["start_step"]]
     out = []
     for i, s in enumerate(chain):
         stop = chain[i + 1]["start_step"] if i + 1 < len(chain) else end_step

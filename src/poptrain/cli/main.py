@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any, Sequence
 
@@ -78,13 +79,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PoptrainError as exc:
         print(f"poptrain {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `poptrain history | head`
+        return 0
     except KeyboardInterrupt:
         print(f"poptrain {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
 
 
 def _dump(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=_json_default, allow_nan=True))
+    print(json.dumps(_finite(obj), indent=2, default=_json_default))
+
+
+def _finite(obj: Any) -> Any:
+    """Valid JSON: NaN and infinities become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(o: Any) -> Any:

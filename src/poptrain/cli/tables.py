@@ -19,7 +19,15 @@ def _fmt(x: Any) -> str:
 
 
 def _cfg(c: Any) -> str:
-    return json.dumps(c, default=repr, separators=(", ", ": "))
+    return json.dumps(_short(c), default=repr, separators=(", ", ": "))
+
+
+def _short(c: Any) -> Any:
+    if isinstance(c, float):
+        return float(f"{c:.4g}")
+    if isinstance(c, dict):
+        return {k: _short(v) for k, v in c.items()}
+    return c
 
 
 def print_status(res: Result) -> None:

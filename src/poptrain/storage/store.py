@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -31,6 +32,17 @@ from poptrain.storage.records import (
 )
 
 M = schema.members
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    """What :meth:`Storage.finish_interval` did."""
+
+    ok: bool
+    exploited: MemberRecord | None = None
+    garbage: list[str] = field(default_factory=list)
+    barrier_step: int | None = None
+
 _HOST = socket.gethostname()
 
 
@@ -191,15 +203,17 @@ class Storage:
         """
         prefer = set(prefer)
         with self._tx() as conn:
-            now = float(conn.execute(sa.select(self._now)).scalar_one())
             q = (
-                sa.select(M.c.member_id, M.c.step, M.c.lease_token, M.c.lease_owner, M.c.lease_expires)
+                sa.select(M.c.member_id, M.c.step, M.c.lease_token, M.c.lease_owner, M.c.lease_expires, self._now.label("now"))
                 .where(M.c.experiment_id == experiment_id, M.c.state == "active")
                 .order_by(M.c.step, M.c.member_id)
             )
             if self._pg:
-                q = q.with_for_update(skip_locked=True)
+                q = q.with_for_update(of=M, skip_locked=True)
             rows = conn.execute(q).all()
+            if not rows:
+                return None
+            now = float(rows[0].now)
             free = [r for r in rows if r.lease_token is None or (r.lease_expires or 0) < now or _local_and_dead(r.lease_owner)]
             if not free:
                 return None
@@ -266,66 +280,103 @@ class Storage:
     # -- reporting a ready point ----------------------------------------
     def commit_interval(self, lease: Lease, report: IntervalReport, *, release: bool = False) -> bool:
         """Record an interval's history, checkpoint and score at once; False if the lease was lost."""
+        return self.finish_interval(lease, report, then="release" if release else "keep").ok
+
+    def finish_interval(
+        self,
+        lease: Lease,
+        report: IntervalReport,
+        *,
+        then: str = "release",
+        exploit: ExploitOrder | None = None,
+        collect_for_mode: str | None = None,
+    ) -> FinishResult:
+        """Everything a worker writes at a ready point, in one transaction.
+
+        Records the interval's history, checkpoint and score; then applies
+        ``exploit`` if given (the donor's checkpoint is read in the same
+        transaction, so it exists); then ``then`` the lease: ``"release"`` it,
+        ``"keep"`` it or ``"arrive"`` at the sync barrier (the lease is given up).
+        With ``collect_for_mode``, also forgets this member's checkpoints that
+        nothing refers to any more and returns their keys for deletion.
+        Nothing at all is written if the lease was lost.
+        """
+        if then not in ("release", "keep", "arrive"):
+            raise ValueError(f"then must be release, keep or arrive; got {then!r}")
+        exp_id, member_id = lease.experiment_id, lease.member_id
         with self._tx() as conn:
+            now = float(conn.execute(sa.select(self._now)).scalar_one())
             values: dict[str, Any] = dict(
-                step=report.step,
-                scores=codec.enc_scores(report.scores),
-                ckpt_key=report.checkpoint.key,
-                ckpt_sha=report.checkpoint.sha256,
-                ckpt_size=report.checkpoint.size,
-                updated_at=self._now,
+                step=report.step, scores=codec.enc_scores(report.scores), ckpt_key=report.checkpoint.key,
+                ckpt_sha=report.checkpoint.sha256, ckpt_size=report.checkpoint.size, updated_at=now,
             )
+            gives_up = report.done or then != "keep"
             if report.done:
                 values["state"] = "done"
-            if report.done or release:
+            elif then == "arrive":
+                values["state"] = "waiting"
+            if gives_up:
                 values.update(lease_token=None, lease_owner=None, lease_expires=None)
             res = conn.execute(
                 sa.update(M)
-                .where(
-                    M.c.experiment_id == lease.experiment_id,
-                    M.c.member_id == lease.member_id,
-                    M.c.lease_token == lease.token,
-                    M.c.state == "active",
-                )
+                .where(M.c.experiment_id == exp_id, M.c.member_id == member_id, M.c.lease_token == lease.token,
+                       M.c.state == "active")
                 .values(**values)
             )
             if res.rowcount != 1:
                 conn.rollback()
-                return False
+                return FinishResult(ok=False)
             seg = lease.member.segment_id
-            now = conn.execute(sa.select(self._now)).scalar_one()
             if report.rows:
                 conn.execute(
                     sa.insert(schema.history),
                     [
-                        dict(experiment_id=lease.experiment_id, member_id=lease.member_id, segment_id=seg,
-                             step=s, metrics=codec.enc_metrics(m), created_at=now)
-                        for s, m in report.rows
+                        dict(experiment_id=exp_id, member_id=member_id, segment_id=seg, step=st,
+                             metrics=codec.enc_metrics(m), created_at=now)
+                        for st, m in report.rows
                     ],
                 )
-            conn.execute(
-                sa.update(schema.segments).where(schema.segments.c.id == seg).values(end_step=report.step)
-            )
+            conn.execute(sa.update(schema.segments).where(schema.segments.c.id == seg).values(end_step=report.step))
             conn.execute(
                 sa.insert(schema.checkpoints).values(
-                    experiment_id=lease.experiment_id, key=report.checkpoint.key, sha256=report.checkpoint.sha256,
-                    size=report.checkpoint.size, member_id=lease.member_id, segment_id=seg, step=report.step,
-                    score=report.score if report.score is not None and report.score == report.score else None,
-                    created_at=now,
+                    experiment_id=exp_id, key=report.checkpoint.key, sha256=report.checkpoint.sha256,
+                    size=report.checkpoint.size, member_id=member_id, segment_id=seg, step=report.step,
+                    score=_finite_or_none(report.score), created_at=now,
                 )
             )
             if report.observation is not None:
                 obs = dict(report.observation)
                 obs["score_start"] = _finite_or_none(obs.get("score_start"))
                 obs["score_end"] = _finite_or_none(obs.get("score_end"))
-                conn.execute(sa.insert(schema.observations).values(experiment_id=lease.experiment_id, **obs))
-            if report.done or release:
+                conn.execute(sa.insert(schema.observations).values(experiment_id=exp_id, **obs))
+            exploited = None
+            if exploit is not None and not report.done and exploit.donor != member_id:
+                rows = {
+                    r.member_id: r
+                    for r in conn.execute(
+                        sa.select(M).where(M.c.experiment_id == exp_id, M.c.member_id.in_([member_id, exploit.donor]))
+                    ).all()
+                }
+                donor = rows.get(exploit.donor)
+                if donor is not None and donor.ckpt_key is not None:
+                    self._exploit(conn, exp_id, rows[member_id], donor, exploit.config)
+                    exploited = self._member(
+                        conn.execute(sa.select(M).where(M.c.experiment_id == exp_id, M.c.member_id == member_id)).one()
+                    )
+            if gives_up:
+                outcome = "done" if report.done else ("barrier" if then == "arrive" else "released")
                 conn.execute(
-                    sa.update(schema.leases)
-                    .where(schema.leases.c.token == lease.token)
-                    .values(released_at=now, outcome="done" if report.done else "released")
+                    sa.update(schema.leases).where(schema.leases.c.token == lease.token).values(released_at=now, outcome=outcome)
                 )
-        return True
+            garbage = self._forget_unreferenced(conn, exp_id, collect_for_mode, member_id) if collect_for_mode else []
+            barrier = None
+            if then == "arrive" and not report.done:
+                states = conn.execute(
+                    sa.select(M.c.state, M.c.step).where(M.c.experiment_id == exp_id, M.c.state.in_(["active", "waiting"]))
+                ).all()
+                if states and all(r.state == "waiting" for r in states):
+                    barrier = min(r.step for r in states)
+        return FinishResult(ok=True, exploited=exploited, garbage=garbage, barrier_step=barrier)
 
     def record_failure(self, lease: Lease, error: str, *, max_failures: int) -> str:
         """Count a failed attempt; the member restarts from its checkpoint or, past ``max_failures``, fails."""
@@ -539,21 +590,24 @@ class Storage:
         an exploit copies a reference in a transaction too, so a key returned
         here can no longer be picked as a donor checkpoint.
         """
-        C = schema.checkpoints
         with self._tx() as conn:
-            referenced = {k for (k,) in conn.execute(
-                sa.select(M.c.ckpt_key).where(M.c.experiment_id == experiment_id, M.c.ckpt_key.is_not(None))
-            ).all()}
-            order = C.c.score.desc() if mode == "max" else C.c.score.asc()
-            best = conn.execute(
-                sa.select(C.c.key).where(C.c.experiment_id == experiment_id, C.c.score.is_not(None)).order_by(order).limit(1)
-            ).scalar()
-            q = sa.select(C.c.key).where(C.c.experiment_id == experiment_id)
-            if member_id is not None:
-                q = q.where(C.c.member_id == member_id)
-            keys = [k for (k,) in conn.execute(q).all() if k not in referenced and k != best]
-            if keys:
-                conn.execute(sa.delete(C).where(C.c.experiment_id == experiment_id, C.c.key.in_(keys)))
+            return self._forget_unreferenced(conn, experiment_id, mode, member_id)
+
+    def _forget_unreferenced(self, conn: sa.Connection, experiment_id: int, mode: str, member_id: int | None) -> list[str]:
+        C = schema.checkpoints
+        referenced = sa.select(M.c.ckpt_key).where(M.c.experiment_id == experiment_id, M.c.ckpt_key.is_not(None))
+        order = C.c.score.desc() if mode == "max" else C.c.score.asc()
+        best = conn.execute(
+            sa.select(C.c.key).where(C.c.experiment_id == experiment_id, C.c.score.is_not(None)).order_by(order).limit(1)
+        ).scalar()
+        q = sa.select(C.c.key).where(C.c.experiment_id == experiment_id, C.c.key.not_in(referenced))
+        if member_id is not None:
+            q = q.where(C.c.member_id == member_id)
+        if best is not None:
+            q = q.where(C.c.key != best)
+        keys = [k for (k,) in conn.execute(q).all()]
+        if keys:
+            conn.execute(sa.delete(C).where(C.c.experiment_id == experiment_id, C.c.key.in_(keys)))
         return keys
 
 

@@ -17,7 +17,7 @@ from poptrain.errors import TrainableError
 from poptrain.experiment import Experiment
 from poptrain.storage import CheckpointRecord, ExploitOrder, IntervalReport, Lease, MemberRecord, Snapshot, Storage, worker_name
 from poptrain.trainable import build, check_metrics
-from poptrain.worker.heartbeat import Heartbeat
+from poptrain.worker.heartbeat import Deleter, Heartbeat
 
 log = logging.getLogger("poptrain.worker")
 
@@ -65,6 +65,16 @@ class Worker:
 
     # -- main loop -------------------------------------------------------
     def run(self) -> WorkerStats:
+        self._heartbeat = Heartbeat(self.storage, lease_s=self.lease_s)
+        self._deleter = Deleter(self.checkpoints)
+        try:
+            self._loop()
+        finally:
+            self._heartbeat.close()
+            self._deleter.close()
+        return self.stats
+
+    def _loop(self) -> None:
         exp_id = self.experiment_id
         idle = 0
         while not self.should_stop():
@@ -81,8 +91,11 @@ class Worker:
                 time.sleep(min(self.poll_s * (1 + idle // 10), 0.5))
                 continue
             idle = 0
-            self._train(lease)
-        return self.stats
+            self._heartbeat.watch(lease)
+            try:
+                self._train(lease)
+            finally:
+                self._heartbeat.watch(None)
 
     def _cached_ids(self) -> list[int]:
         return list(self._cache)
@@ -91,33 +104,31 @@ class Worker:
     def _train(self, lease: Lease) -> None:
         exp = self.experiment
         m = lease.member
-        with Heartbeat(self.storage, lease, lease_s=self.lease_s) as hb:
-            try:
-                obj = self._restore(m)
-                target = min(exp.strategy.next_ready(m.step), exp.budget)
-                rows: list[tuple[int, dict[str, float]]] = []
-                t0 = time.perf_counter()
-                for step in range(m.step + 1, target + 1):
-                    rows.append((step, check_metrics(obj.step(), exp.metric, member=m.member_id, step=step)))
-                self.stats.step_seconds += time.perf_counter() - t0
-                state = obj.state_dict()
-                ref = self.checkpoints.save(state, experiment=exp.name, member=m.member_id, step=target)
-            except TrainableError:
-                self._cache.pop(m.member_id, None)
-                self.storage.release(lease, outcome="error")
-                raise
-            except Exception:  # noqa: BLE001 - the user's code failed; restart from the last checkpoint
-                self._cache.pop(m.member_id, None)
-                self.stats.failures += 1
-                err = traceback.format_exc()
-                state = self.storage.record_failure(lease, err, max_failures=exp.max_failures)
-                log.warning("member %s failed at step > %s (%s):\n%s", m.member_id, m.step, state, err)
-                if state == "failed" and exp.strategy.synchronous:
-                    step = self.storage.barrier_step(self.experiment_id)
-                    if step is not None:
-                        self._decide_generation(step)
-                return
-        if hb.lost:
+        try:
+            obj = self._restore(m)
+            target = min(exp.strategy.next_ready(m.step), exp.budget)
+            rows: list[tuple[int, dict[str, float]]] = []
+            t0 = time.perf_counter()
+            for step in range(m.step + 1, target + 1):
+                rows.append((step, check_metrics(obj.step(), exp.metric, member=m.member_id, step=step)))
+            self.stats.step_seconds += time.perf_counter() - t0
+            ref = self.checkpoints.save(obj.state_dict(), experiment=exp.name, member=m.member_id, step=target)
+        except TrainableError:
+            self._cache.pop(m.member_id, None)
+            self.storage.release(lease, outcome="error")
+            raise
+        except Exception:  # noqa: BLE001 - the user's code failed; restart from the last checkpoint
+            self._cache.pop(m.member_id, None)
+            self.stats.failures += 1
+            err = traceback.format_exc()
+            state = self.storage.record_failure(lease, err, max_failures=exp.max_failures)
+            log.warning("member %s failed after step %s (%s):\n%s", m.member_id, m.step, state, err)
+            if state == "failed" and exp.strategy.synchronous:
+                step = self.storage.barrier_step(self.experiment_id)
+                if step is not None:
+                    self._decide_generation(step)
+            return
+        if self._heartbeat.lost(lease):
             self._lost(lease, ref.key)
             return
         self._report(lease, obj, rows, target, ref)
@@ -125,55 +136,54 @@ class Worker:
     def _report(self, lease: Lease, obj: Any, rows: list[tuple[int, dict[str, float]]], target: int, ref: Any) -> None:
         exp = self.experiment
         m = lease.member
-        new_scores = [r[1][exp.metric] for r in rows]
-        scores = (list(m.scores) + new_scores)[-exp.scores_kept :]
-        score = scores[-1] if scores else math.nan
+        scores = (list(m.scores) + [r[1][exp.metric] for r in rows])[-exp.scores_kept :]
         done = target >= exp.budget
         decide = not done and exp.strategy.can_exploit(target)
-        observation = dict(
-            member_id=m.member_id, step_start=m.step, step_end=target,
-            score_start=m.scores[-1] if m.scores else None, score_end=score, config=m.config,
-        )
         report = IntervalReport(
             step=target, rows=rows, checkpoint=CheckpointRecord(ref.key, ref.sha256, ref.size),
-            scores=scores, score=score, done=done, observation=observation,
+            scores=scores, score=scores[-1] if scores else math.nan, done=done,
+            observation=dict(member_id=m.member_id, step_start=m.step, step_end=target,
+                             score_start=m.scores[-1] if m.scores else None,
+                             score_end=scores[-1] if scores else None, config=m.config),
         )
-        # Without a decision to take, reporting and giving up the lease is one transaction.
-        if not self.storage.commit_interval(lease, report, release=not decide):
+        order = None
+        if decide and not exp.strategy.synchronous:
+            # Decide before committing, from the others' latest scores and this
+            # member's new ones, so that report, exploit and release are one
+            # transaction (one round trip per ready point).
+            order = self._decide_async(m, target, scores)
+        then = "arrive" if decide and exp.strategy.synchronous else "release"
+        result = self.storage.finish_interval(lease, report, then=then, exploit=order, collect_for_mode=exp.mode)
+        if not result.ok:
             self._lost(lease, ref.key)
             return
+        self._deleter.delete(result.garbage)
         self.stats.intervals += 1
         self.stats.steps += len(rows)
-        self._cache[m.member_id] = _Cached(ref.key, obj)
-        self._cache.move_to_end(m.member_id)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        if result.exploited is None:
+            self._cache[m.member_id] = _Cached(ref.key, obj)
+            self._cache.move_to_end(m.member_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self.stats.exploits += 1
+            self._cache.pop(m.member_id, None)
         for t in self.trackers:
             for step, metrics in rows:
                 t.on_step(m.member_id, step, metrics, m.config)
-        if decide:
-            if exp.strategy.synchronous:
-                if self.storage.arrive(lease, target):
-                    self._decide_generation(target)
-            else:
-                self._decide_async(lease, target, scores)
-        self._collect_garbage(m.member_id)
+        if result.exploited is not None and order is not None:
+            self._notify_exploit(m, target, result.exploited, order.donor)
+        if result.barrier_step is not None:
+            self._decide_generation(result.barrier_step)
 
-    def _decide_async(self, lease: Lease, step: int, scores: list[float]) -> None:
+    def _decide_async(self, m: MemberRecord, step: int, scores: list[float]) -> ExploitOrder | None:
         exp = self.experiment
         snap = self.storage.snapshot(self.experiment_id, observations=self._observations)
-        view = self._view(snap)
-        decision = exp.strategy.decide(
-            lease.member_id, view, space=exp.space, rng=rng_for(exp.seed, ASYNC, lease.member_id, step)
-        )
+        view = self._view(snap, own=MemberView(id=m.member_id, step=step, config=m.config, scores=tuple(scores)))
+        decision = exp.strategy.decide(m.member_id, view, space=exp.space, rng=rng_for(exp.seed, ASYNC, m.member_id, step))
         if isinstance(decision, Exploit):
-            updated = self.storage.apply_exploit(lease, ExploitOrder(decision.donor, dict(decision.config)), keep_lease=False)
-            if updated is not None:
-                self.stats.exploits += 1
-                self._cache.pop(lease.member_id, None)
-                self._notify_exploit(lease.member, updated.member, decision.donor)
-                return
-        self.storage.release(lease)
+            return ExploitOrder(decision.donor, dict(decision.config))
+        return None
 
     def _decide_generation(self, step: int) -> None:
         exp = self.experiment
@@ -191,9 +201,11 @@ class Worker:
             for member_id in orders:
                 self._cache.pop(member_id, None)
 
-    def _view(self, snap: Snapshot) -> PopulationView:
+    def _view(self, snap: Snapshot, own: MemberView | None = None) -> PopulationView:
         members = [
-            MemberView(
+            own
+            if own is not None and m.member_id == own.id
+            else MemberView(
                 id=m.member_id, step=m.step, config=m.config, scores=m.scores,
                 has_checkpoint=m.checkpoint is not None, failed=m.state == "failed",
             )
@@ -223,17 +235,13 @@ class Worker:
         # last checkpoint is dropped, never recorded twice.
         self.stats.lost_leases += 1
         self._cache.pop(lease.member_id, None)
-        self.checkpoints.delete(key)
+        self._deleter.delete([key])
         log.warning("lease on member %s was lost; its last interval is discarded", lease.member_id)
 
-    def _collect_garbage(self, member_id: int) -> None:
-        for key in self.storage.release_checkpoints(self.experiment_id, mode=self.experiment.mode, member_id=member_id):
-            self.checkpoints.delete(key)
-
-    def _notify_exploit(self, old: MemberRecord, new: MemberRecord, donor: int) -> None:
+    def _notify_exploit(self, old: MemberRecord, step: int, new: MemberRecord, donor: int) -> None:
         if not self.trackers:
             return
-        event = dict(member=old.member_id, step=old.step, donor=donor, donor_step=new.step,
+        event = dict(member=old.member_id, step=step, donor=donor, donor_step=new.step,
                      old_config=old.config, new_config=new.config)
         for t in self.trackers:
             t.on_exploit(event)
