@@ -110,6 +110,7 @@ class DataSource:
 
 _PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <title>poptrain dashboard</title>
+<link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1280px;padding:0 24px 48px;color:#222}
