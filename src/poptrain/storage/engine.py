@@ -16,6 +16,7 @@ from poptrain.errors import StorageError
 from poptrain.storage import schema
 
 DEFAULT_URL = "sqlite:///poptrain.db"
+READ_ONLY = "poptrain_read_only"
 
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)(?P<pw>[^@/]*)(?P<tail>@)")
 
@@ -81,7 +82,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads (marked by Storage._read) take no write lock, so a snapshot
+        # never holds up another worker's commit.
+        conn.exec_driver_sql("BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -12,15 +12,17 @@ import os
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from poptrain.errors import StorageError
 from poptrain.storage import codec, schema
-from poptrain.storage.engine import DEFAULT_URL, create_engine, mask_url, now_expr
+from poptrain.storage.statements import Statements
+from poptrain.storage.engine import READ_ONLY, DEFAULT_URL, create_engine, mask_url, now_expr
 from poptrain.storage.records import (
     CheckpointRecord,
     ExperimentRecord,
@@ -42,6 +44,7 @@ class FinishResult:
     exploited: MemberRecord | None = None
     garbage: list[str] = field(default_factory=list)
     barrier_step: int | None = None
+    next_lease: Lease | None = None
 
 _HOST = socket.gethostname()
 
@@ -101,6 +104,7 @@ class Storage:
         self.engine = create_engine(url)
         self._now = now_expr(self.engine)
         self._pg = self.engine.dialect.name == "postgresql"
+        self._q = Statements(self._now, self._pg)
 
     def __repr__(self) -> str:
         return f"Storage({mask_url(self.url)!r})"
@@ -118,8 +122,17 @@ class Storage:
     def _tx(self):  # noqa: ANN202
         return self.engine.begin()
 
-    def now(self) -> float:
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
         with self.engine.connect() as conn:
+            conn.info[READ_ONLY] = True
+            try:
+                yield conn
+            finally:
+                conn.info.pop(READ_ONLY, None)
+
+    def now(self) -> float:
+        with self._read() as conn:
             return float(conn.execute(sa.select(self._now)).scalar_one())
 
     @staticmethod
@@ -140,12 +153,12 @@ class Storage:
 
     # -- experiments -----------------------------------------------------
     def get_experiment(self, name: str) -> ExperimentRecord | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(schema.experiments).where(schema.experiments.c.name == name)).first()
         return None if row is None else ExperimentRecord(row.id, row.name, row.spec, row.status, row.created_at)
 
     def list_experiments(self) -> list[ExperimentRecord]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(schema.experiments).order_by(schema.experiments.c.id)).all()
         return [ExperimentRecord(r.id, r.name, r.spec, r.status, r.created_at) for r in rows]
 
@@ -201,53 +214,37 @@ class Storage:
         Among members at the same step, ``prefer`` (members whose state the
         worker still holds in memory) wins, which saves a checkpoint read.
         """
-        prefer = set(prefer)
         with self._tx() as conn:
-            q = (
-                sa.select(M.c.member_id, M.c.step, M.c.lease_token, M.c.lease_owner, M.c.lease_expires, self._now.label("now"))
-                .where(M.c.experiment_id == experiment_id, M.c.state == "active")
-                .order_by(M.c.step, M.c.member_id)
-            )
-            if self._pg:
-                q = q.with_for_update(of=M, skip_locked=True)
-            rows = conn.execute(q).all()
-            if not rows:
-                return None
-            now = float(rows[0].now)
-            free = [r for r in rows if r.lease_token is None or (r.lease_expires or 0) < now or _local_and_dead(r.lease_owner)]
-            if not free:
-                return None
-            low = free[0].step
-            same = [r for r in free if r.step == low]
-            pick = next((r for r in same if r.member_id in prefer), same[0])
-            token = uuid.uuid4().hex
-            res = conn.execute(
-                sa.update(M)
-                .where(
-                    M.c.experiment_id == experiment_id,
-                    M.c.member_id == pick.member_id,
-                    M.c.state == "active",
-                    (M.c.lease_token.is_(None) if pick.lease_token is None else M.c.lease_token == pick.lease_token),
-                )
-                .values(lease_token=token, lease_owner=worker, lease_expires=now + lease_s, updated_at=now)
-            )
-            if res.rowcount != 1:
-                return None
-            if pick.lease_token is not None:
-                conn.execute(
-                    sa.update(schema.leases)
-                    .where(schema.leases.c.token == pick.lease_token)
-                    .values(released_at=now, outcome="taken_over")
-                )
-            row = conn.execute(
-                sa.select(M).where(M.c.experiment_id == experiment_id, M.c.member_id == pick.member_id)
-            ).one()
-            conn.execute(
-                sa.insert(schema.leases).values(
-                    experiment_id=experiment_id, member_id=pick.member_id, worker=worker, token=token,
-                    start_step=row.step, claimed_at=now,
-                )
-            )
+            return self._claim_in(conn, experiment_id, worker, lease_s, prefer)
+
+    def _claim_in(self, conn: sa.Connection, experiment_id: int, worker: str, lease_s: float,
+                  prefer: Iterable[int]) -> Lease | None:
+        prefer = set(prefer)
+        q = self._q
+        rows = conn.execute(q.claim_candidates, {"p_exp": experiment_id}).all()
+        if not rows:
+            return None
+        now = float(rows[0].now)
+        free = [r for r in rows if r.lease_token is None or (r.lease_expires or 0) < now or _local_and_dead(r.lease_owner)]
+        if not free:
+            return None
+        low = free[0].step
+        same = [r for r in free if r.step == low]
+        pick = next((r for r in same if r.member_id in prefer), same[0])
+        token = uuid.uuid4().hex
+        params = dict(p_exp=experiment_id, p_member=pick.member_id, p_token=token, p_owner=worker,
+                      p_expires=now + lease_s, p_now=now, p_old=pick.lease_token)
+        stmt = q.claim_free if pick.lease_token is None else q.claim_takeover
+        row = conn.execute(stmt, params).first()
+        if row is None:
+            return None
+        if pick.lease_token is not None:
+            conn.execute(q.lease_taken_over, {"p_old": pick.lease_token, "p_now": now})
+        conn.execute(
+            q.lease_insert,
+            dict(experiment_id=experiment_id, member_id=pick.member_id, worker=worker, token=token,
+                 start_step=row.step, claimed_at=now),
+        )
         return Lease(experiment_id, self._member(row), token, worker)
 
     def heartbeat(self, lease: Lease, *, lease_s: float) -> bool:
@@ -270,11 +267,7 @@ class Storage:
             .where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id, M.c.lease_token == lease.token)
             .values(lease_token=None, lease_owner=None, lease_expires=None)
         )
-        conn.execute(
-            sa.update(schema.leases)
-            .where(schema.leases.c.token == lease.token, schema.leases.c.released_at.is_(None))
-            .values(released_at=self._now, outcome=outcome)
-        )
+        conn.execute(self._q.lease_closed, {"p_token": lease.token, "p_outcome": outcome})
         return res.rowcount == 1
 
     # -- reporting a ready point ----------------------------------------
@@ -290,6 +283,7 @@ class Storage:
         then: str = "release",
         exploit: ExploitOrder | None = None,
         collect_for_mode: str | None = None,
+        claim_next: tuple[str, float, Iterable[int]] | None = None,
     ) -> FinishResult:
         """Everything a worker writes at a ready point, in one transaction.
 
@@ -299,50 +293,42 @@ class Storage:
         ``"keep"`` it or ``"arrive"`` at the sync barrier (the lease is given up).
         With ``collect_for_mode``, also forgets this member's checkpoints that
         nothing refers to any more and returns their keys for deletion.
+        With ``claim_next = (worker, lease_s, prefer)`` and the lease given
+        up, the worker's next member is claimed in the same transaction.
         Nothing at all is written if the lease was lost.
         """
         if then not in ("release", "keep", "arrive"):
             raise ValueError(f"then must be release, keep or arrive; got {then!r}")
         exp_id, member_id = lease.experiment_id, lease.member_id
+        q = self._q
+        gives_up = report.done or then != "keep"
+        state = "done" if report.done else ("waiting" if then == "arrive" else None)
         with self._tx() as conn:
-            now = float(conn.execute(sa.select(self._now)).scalar_one())
-            values: dict[str, Any] = dict(
-                step=report.step, scores=codec.enc_scores(report.scores), ckpt_key=report.checkpoint.key,
-                ckpt_sha=report.checkpoint.sha256, ckpt_size=report.checkpoint.size, updated_at=now,
-            )
-            gives_up = report.done or then != "keep"
-            if report.done:
-                values["state"] = "done"
-            elif then == "arrive":
-                values["state"] = "waiting"
-            if gives_up:
-                values.update(lease_token=None, lease_owner=None, lease_expires=None)
-            res = conn.execute(
-                sa.update(M)
-                .where(M.c.experiment_id == exp_id, M.c.member_id == member_id, M.c.lease_token == lease.token,
-                       M.c.state == "active")
-                .values(**values)
-            )
-            if res.rowcount != 1:
+            row = conn.execute(
+                q.finish(state, gives_up),
+                dict(p_exp=exp_id, p_member=member_id, p_token=lease.token, p_step=report.step,
+                     p_scores=codec.enc_scores(report.scores), p_key=report.checkpoint.key,
+                     p_sha=report.checkpoint.sha256, p_size=report.checkpoint.size),
+            ).first()
+            if row is None:
                 conn.rollback()
                 return FinishResult(ok=False)
+            now = float(row.now)
             seg = lease.member.segment_id
             if report.rows:
                 conn.execute(
-                    sa.insert(schema.history),
+                    q.history_insert,
                     [
                         dict(experiment_id=exp_id, member_id=member_id, segment_id=seg, step=st,
                              metrics=codec.enc_metrics(m), created_at=now)
                         for st, m in report.rows
                     ],
                 )
-            conn.execute(sa.update(schema.segments).where(schema.segments.c.id == seg).values(end_step=report.step))
             conn.execute(
-                sa.insert(schema.checkpoints).values(
-                    experiment_id=exp_id, key=report.checkpoint.key, sha256=report.checkpoint.sha256,
-                    size=report.checkpoint.size, member_id=member_id, segment_id=seg, step=report.step,
-                    score=_finite_or_none(report.score), created_at=now,
-                )
+                q.checkpoint_insert,
+                dict(experiment_id=exp_id, key=report.checkpoint.key, sha256=report.checkpoint.sha256,
+                     size=report.checkpoint.size, member_id=member_id, segment_id=seg, step=report.step,
+                     score=_finite_or_none(report.score), created_at=now),
             )
             if report.observation is not None:
                 obs = dict(report.observation)
@@ -365,10 +351,15 @@ class Storage:
                     )
             if gives_up:
                 outcome = "done" if report.done else ("barrier" if then == "arrive" else "released")
-                conn.execute(
-                    sa.update(schema.leases).where(schema.leases.c.token == lease.token).values(released_at=now, outcome=outcome)
-                )
-            garbage = self._forget_unreferenced(conn, exp_id, collect_for_mode, member_id) if collect_for_mode else []
+                conn.execute(q.lease_closed, {"p_token": lease.token, "p_outcome": outcome})
+            garbage: list[str] = []
+            if collect_for_mode:
+                candidates = [report.checkpoint.key]
+                if lease.member.checkpoint is not None:
+                    candidates.append(lease.member.checkpoint.key)
+                garbage = [k for (k,) in conn.execute(
+                    q.forget(collect_for_mode), {"p_exp": exp_id, "p_keys": candidates}
+                ).all()]
             barrier = None
             if then == "arrive" and not report.done:
                 states = conn.execute(
@@ -376,7 +367,10 @@ class Storage:
                 ).all()
                 if states and all(r.state == "waiting" for r in states):
                     barrier = min(r.step for r in states)
-        return FinishResult(ok=True, exploited=exploited, garbage=garbage, barrier_step=barrier)
+            following = None
+            if claim_next is not None and gives_up and barrier is None:
+                following = self._claim_in(conn, exp_id, *claim_next)
+        return FinishResult(ok=True, exploited=exploited, garbage=garbage, barrier_step=barrier, next_lease=following)
 
     def record_failure(self, lease: Lease, error: str, *, max_failures: int) -> str:
         """Count a failed attempt; the member restarts from its checkpoint or, past ``max_failures``, fails."""
@@ -400,8 +394,8 @@ class Storage:
 
     # -- decisions -------------------------------------------------------
     def snapshot(self, experiment_id: int, *, observations: int = 0) -> Snapshot:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(M).where(M.c.experiment_id == experiment_id).order_by(M.c.member_id)).all()
+        with self._read() as conn:
+            rows = conn.execute(self._q.members_of, {"p_exp": experiment_id}).all()
             obs: list[dict[str, Any]] = []
             if observations:
                 O = schema.observations
@@ -441,6 +435,7 @@ class Storage:
 
     def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any]) -> None:
         now = conn.execute(sa.select(self._now)).scalar_one()
+        conn.execute(sa.update(schema.segments).where(schema.segments.c.id == me.segment_id).values(end_step=me.step))
         seg = conn.execute(
             sa.insert(schema.segments).values(
                 experiment_id=experiment_id, member_id=me.member_id, parent_id=donor.segment_id, prev_id=me.segment_id,
@@ -472,7 +467,7 @@ class Storage:
 
     def barrier_step(self, experiment_id: int) -> int | None:
         """The step of a complete, undecided barrier: no active member and some waiting."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(M.c.state, M.c.step).where(M.c.experiment_id == experiment_id, M.c.state.in_(["active", "waiting"]))
             ).all()
@@ -519,7 +514,7 @@ class Storage:
 
     def generation(self, experiment_id: int, step: int) -> dict[str, Any] | None:
         G = schema.generations
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(G.c.decisions).where(G.c.experiment_id == experiment_id, G.c.step == step)).first()
         return None if row is None else row[0]
 
@@ -533,7 +528,7 @@ class Storage:
 
     # -- progress --------------------------------------------------------
     def is_finished(self, experiment_id: int) -> bool:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             n = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(M)
@@ -547,7 +542,7 @@ class Storage:
     def history(self, experiment_id: int, *, since_step: int | None = None) -> list[dict[str, Any]]:
         H = schema.history
         q = sa.select(H).where(H.c.experiment_id == experiment_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(q.order_by(H.c.member_id, H.c.segment_id, H.c.step)).all()
         return [
             dict(member=r.member_id, segment=r.segment_id, step=r.step, metrics=codec.dec_metrics(r.metrics))
@@ -556,29 +551,33 @@ class Storage:
 
     def count_history(self, experiment_id: int) -> int:
         H = schema.history
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(H).where(H.c.experiment_id == experiment_id)).scalar_one()
 
     def segments(self, experiment_id: int) -> list[dict[str, Any]]:
         S = schema.segments
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(S).where(S.c.experiment_id == experiment_id).order_by(S.c.id)).all()
+            current = dict(conn.execute(
+                sa.select(M.c.segment_id, M.c.step).where(M.c.experiment_id == experiment_id)
+            ).all())
+        # A segment still being trained ends where its member is now.
         return [
             dict(segment=r.id, member=r.member_id, parent=r.parent_id, prev=r.prev_id, start_step=r.start_step,
-                 end_step=r.end_step, config=r.config, donor=r.donor, donor_step=r.donor_step,
+                 end_step=r.end_step if r.end_step is not None else current.get(r.id, r.start_step), config=r.config, donor=r.donor, donor_step=r.donor_step,
                  member_step=r.member_step, old_config=r.old_config)
             for r in rows
         ]
 
     def leases(self, experiment_id: int) -> list[dict[str, Any]]:
         L = schema.leases
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(L).where(L.c.experiment_id == experiment_id).order_by(L.c.id)).all()
         return [dict(r._mapping) for r in rows]
 
     def checkpoint_records(self, experiment_id: int) -> list[dict[str, Any]]:
         C = schema.checkpoints
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(C).where(C.c.experiment_id == experiment_id).order_by(C.c.created_at)).all()
         return [dict(r._mapping) for r in rows]
 

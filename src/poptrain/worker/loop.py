@@ -77,8 +77,10 @@ class Worker:
     def _loop(self) -> None:
         exp_id = self.experiment_id
         idle = 0
+        lease: Lease | None = None
         while not self.should_stop():
-            lease = self.storage.claim(exp_id, self.name, lease_s=self.lease_s, prefer=self._cached_ids())
+            if lease is None:
+                lease = self.storage.claim(exp_id, self.name, lease_s=self.lease_s, prefer=self._cached_ids())
             if lease is None:
                 if self.storage.is_finished(exp_id):
                     break
@@ -93,15 +95,18 @@ class Worker:
             idle = 0
             self._heartbeat.watch(lease)
             try:
-                self._train(lease)
+                lease = self._train(lease)
             finally:
                 self._heartbeat.watch(None)
+        if lease is not None:  # stopped with a claimed member: hand it back untouched
+            self.storage.release(lease, outcome="stopped")
 
     def _cached_ids(self) -> list[int]:
         return list(self._cache)
 
     # -- one interval ------------------------------------------------------
-    def _train(self, lease: Lease) -> None:
+    def _train(self, lease: Lease) -> Lease | None:
+        """Train ``lease``'s member to its next ready point; returns the next lease, if one was claimed."""
         exp = self.experiment
         m = lease.member
         try:
@@ -127,13 +132,15 @@ class Worker:
                 step = self.storage.barrier_step(self.experiment_id)
                 if step is not None:
                     self._decide_generation(step)
-            return
+            return None
         if self._heartbeat.lost(lease):
             self._lost(lease, ref.key)
-            return
-        self._report(lease, obj, rows, target, ref)
+            return None
+        return self._report(lease, obj, rows, target, ref)
 
-    def _report(self, lease: Lease, obj: Any, rows: list[tuple[int, dict[str, float]]], target: int, ref: Any) -> None:
+    def _report(
+        self, lease: Lease, obj: Any, rows: list[tuple[int, dict[str, float]]], target: int, ref: Any
+    ) -> Lease | None:
         exp = self.experiment
         m = lease.member
         scores = (list(m.scores) + [r[1][exp.metric] for r in rows])[-exp.scores_kept :]
@@ -144,7 +151,8 @@ class Worker:
             scores=scores, score=scores[-1] if scores else math.nan, done=done,
             observation=dict(member_id=m.member_id, step_start=m.step, step_end=target,
                              score_start=m.scores[-1] if m.scores else None,
-                             score_end=scores[-1] if scores else None, config=m.config),
+                             score_end=scores[-1] if scores else None, config=m.config)
+            if self._observations else None,
         )
         order = None
         if decide and not exp.strategy.synchronous:
@@ -153,10 +161,15 @@ class Worker:
             # transaction (one round trip per ready point).
             order = self._decide_async(m, target, scores)
         then = "arrive" if decide and exp.strategy.synchronous else "release"
-        result = self.storage.finish_interval(lease, report, then=then, exploit=order, collect_for_mode=exp.mode)
+        claim_next = None
+        if not self.should_stop():
+            claim_next = (self.name, self.lease_s, [*self._cached_ids(), m.member_id])
+        result = self.storage.finish_interval(
+            lease, report, then=then, exploit=order, collect_for_mode=exp.mode, claim_next=claim_next
+        )
         if not result.ok:
             self._lost(lease, ref.key)
-            return
+            return None
         self._deleter.delete(result.garbage)
         self.stats.intervals += 1
         self.stats.steps += len(rows)
@@ -175,6 +188,7 @@ class Worker:
             self._notify_exploit(m, target, result.exploited, order.donor)
         if result.barrier_step is not None:
             self._decide_generation(result.barrier_step)
+        return result.next_lease
 
     def _decide_async(self, m: MemberRecord, step: int, scores: list[float]) -> ExploitOrder | None:
         exp = self.experiment

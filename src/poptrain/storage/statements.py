@@ -1,0 +1,125 @@
+"""Statements of the hot path, built once per storage.
+
+A worker runs a few of these at every ready point. Building a SQLAlchemy
+statement and its cache key costs more than running it on SQLite, so they
+are built once, with bind parameters, and reused.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam as b
+
+from poptrain.storage import schema
+
+M, C, L, H = schema.members, schema.checkpoints, schema.leases, schema.history
+
+
+class Statements:
+    def __init__(self, now: sa.ColumnElement[float], postgres: bool) -> None:
+        self.now = now
+        self.pg = postgres
+
+    @cached_property
+    def claim_candidates(self) -> sa.Select:
+        q = (
+            sa.select(M.c.member_id, M.c.step, M.c.lease_token, M.c.lease_owner, M.c.lease_expires, self.now.label("now"))
+            .where(M.c.experiment_id == b("p_exp"), M.c.state == "active")
+            .order_by(M.c.step, M.c.member_id)
+        )
+        # PostgreSQL: rows another worker is claiming right now are skipped,
+        # never waited for.
+        return q.with_for_update(of=M, skip_locked=True) if self.pg else q
+
+    def _claim(self, takeover: bool) -> sa.Update:
+        cond = M.c.lease_token == b("p_old") if takeover else M.c.lease_token.is_(None)
+        return (
+            sa.update(M)
+            .where(M.c.experiment_id == b("p_exp"), M.c.member_id == b("p_member"), M.c.state == "active", cond)
+            .values(lease_token=b("p_token"), lease_owner=b("p_owner"), lease_expires=b("p_expires"), updated_at=b("p_now"))
+            .returning(*M.c)
+        )
+
+    @cached_property
+    def claim_free(self) -> sa.Update:
+        return self._claim(False)
+
+    @cached_property
+    def claim_takeover(self) -> sa.Update:
+        return self._claim(True)
+
+    @cached_property
+    def lease_taken_over(self) -> sa.Update:
+        return sa.update(L).where(L.c.token == b("p_old")).values(released_at=b("p_now"), outcome="taken_over")
+
+    @cached_property
+    def lease_insert(self) -> sa.Insert:
+        return sa.insert(L)
+
+    @cached_property
+    def lease_closed(self) -> sa.Update:
+        return (
+            sa.update(L)
+            .where(L.c.token == b("p_token"), L.c.released_at.is_(None))
+            .values(released_at=self.now, outcome=b("p_outcome"))
+        )
+
+    def finish(self, state: str | None, gives_up: bool) -> sa.Update:
+        return self._finish[(state, gives_up)]
+
+    @cached_property
+    def _finish(self) -> dict[tuple[str | None, bool], sa.Update]:
+        out = {}
+        for state in (None, "done", "waiting"):
+            for gives_up in (False, True):
+                values = dict(
+                    step=b("p_step"), scores=b("p_scores", type_=sa.JSON), ckpt_key=b("p_key"), ckpt_sha=b("p_sha"),
+                    ckpt_size=b("p_size"), updated_at=self.now,
+                )
+                if state is not None:
+                    values["state"] = sa.literal(state)
+                if gives_up:
+                    values.update(lease_token=None, lease_owner=None, lease_expires=None)
+                out[(state, gives_up)] = (
+                    sa.update(M)
+                    .where(M.c.experiment_id == b("p_exp"), M.c.member_id == b("p_member"),
+                           M.c.lease_token == b("p_token"), M.c.state == "active")
+                    .values(**values)
+                    .returning(self.now.label("now"))
+                )
+        return out
+
+    @cached_property
+    def history_insert(self) -> sa.Insert:
+        return sa.insert(H)
+
+    @cached_property
+    def checkpoint_insert(self) -> sa.Insert:
+        return sa.insert(C)
+
+    def forget(self, mode: str) -> sa.Delete:
+        return self._forget[mode]
+
+    @cached_property
+    def _forget(self) -> dict[str, sa.Delete]:
+        out = {}
+        for mode in ("max", "min"):
+            order = C.c.score.desc() if mode == "max" else C.c.score.asc()
+            best = (
+                sa.select(C.c.key).where(C.c.experiment_id == b("p_exp"), C.c.score.is_not(None))
+                .order_by(order).limit(1).scalar_subquery()
+            )
+            referenced = sa.select(M.c.ckpt_key).where(M.c.experiment_id == b("p_exp"), M.c.ckpt_key.is_not(None))
+            out[mode] = (
+                sa.delete(C)
+                .where(C.c.experiment_id == b("p_exp"), C.c.key.in_(b("p_keys", expanding=True)),
+                       C.c.key.not_in(referenced), C.c.key != sa.func.coalesce(best, ""))
+                .returning(C.c.key)
+            )
+        return out
+
+    @cached_property
+    def members_of(self) -> sa.Select:
+        return sa.select(M).where(M.c.experiment_id == b("p_exp")).order_by(M.c.member_id)
