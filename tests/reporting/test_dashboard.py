@@ -214,3 +214,33 @@ def test_the_dashboard_command_serves_until_interrupted(quadratic_run):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_empty_experiment_is_shown_plainly(tmp_path):
+    import poptrain as pt
+    from poptrain.trainable import load_file
+
+    from conftest import EXAMPLES
+
+    exp = load_file(str(EXAMPLES / "quadratic.py")).experiment
+    url = f"sqlite:///{tmp_path}/empty.db"
+    pt.run(exp, storage=url, checkpoints=str(tmp_path / "ck"), workers=0, executor="inline")
+    with serve_dashboard(url, port=0) as dash:
+        data = json.loads(_get(dash.url + "api/data")[2])
+    assert data["ok"] is False and "'quadratic' has not trained any step yet" in data["message"]
+
+
+def test_a_failing_read_keeps_the_last_good_payload(synthetic):
+    results = [synthetic]
+
+    def load():
+        if not results:
+            raise RuntimeError("database is locked")
+        return results.pop()
+
+    src = DataSource(load, label="memory", min_interval_s=0)
+    assert src.build()["ok"]
+    stale = src.build()
+    assert stale["ok"] and "database is locked" in stale["warning"]
+    fresh = DataSource(load, label="memory", min_interval_s=0).build()
+    assert fresh["ok"] is False and "database is locked" in fresh["message"]

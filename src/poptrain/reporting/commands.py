@@ -89,6 +89,9 @@ def dashboard_command(storage_url: str, name: str | None, host: str = "127.0.0.1
         raise ConfigError(f"The '--port' option must be an integer from 0 to 65535; got {port!r}.")
     dash = serve_dashboard(storage_url, name, host=host, port=port, poll_s=poll_s, background=False)
     print(f"poptrain dashboard over {mask(storage_url)}: {dash.url}  (Ctrl-C stops it)", file=stream)
+    first = dash.source.build()
+    if not first.get("ok"):
+        print(f"note: {first['message']}; the page will show the experiment once it has trained", file=stream)
     if host not in LOOPBACK_HOSTS:
         print(f"note: listening on {host}: anyone who can reach this machine can read the page", file=stream)
     stream.flush()

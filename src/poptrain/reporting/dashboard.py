@@ -63,15 +63,29 @@ class DataSource:
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
         self._cached: bytes | None = None
+        self._last_good: dict[str, Any] | None = None
         self._at = 0.0
 
     def payload(self) -> bytes:
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._at >= self.min_interval_s:
-                self._cached = json.dumps(self._build(), allow_nan=False).encode("utf-8")
+                self._cached = json.dumps(self.build(), allow_nan=False).encode("utf-8")
                 self._at = now
             return self._cached
+
+    def build(self) -> dict[str, Any]:
+        """The payload now; a read that fails mid-run keeps showing the last good one, marked stale."""
+        try:
+            payload = self._build()
+        except Exception as exc:  # a busy or briefly unreachable database must not kill the page
+            message = f"cannot read the storage right now ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            if self._last_good is not None:
+                return dict(self._last_good, warning=message, time=time.time())
+            return {"ok": False, "message": message, "storage": self.label, "time": time.time()}
+        if payload.get("ok"):
+            self._last_good = payload
+        return payload
 
     def _build(self) -> dict[str, Any]:
         try:
@@ -144,7 +158,8 @@ function draw(data){
   if (b.member !== null && b.member !== undefined)
     line += ' · best: member ' + b.member + ', ' + data.metric + ' ' + fmt(b.score) + ' at step ' + b.step;
   document.getElementById('status').textContent = line + ' · ' + data.storage
-      + ' · updated ' + new Date(data.time * 1000).toLocaleTimeString();
+      + ' · updated ' + new Date(data.time * 1000).toLocaleTimeString()
+      + (data.warning ? ' · stale: ' + data.warning : '');
   if (body.dataset.version === data.version) return;
   Object.keys(data.figures).forEach(function(name){
     var el = document.getElementById('fig-' + name);
@@ -234,9 +249,11 @@ class Dashboard:
 
     Attributes:
         url: the page's address, e.g. ``http://127.0.0.1:8765/``.
+        source: what the page shows, read from storage.
     """
 
-    def __init__(self, server: ThreadingHTTPServer, thread: threading.Thread | None) -> None:
+    def __init__(self, server: ThreadingHTTPServer, thread: threading.Thread | None, source: DataSource) -> None:
+        self.source = source
         self._server = server
         self._thread = thread
         host, port = server.server_address[:2]
@@ -295,7 +312,7 @@ def serve_dashboard(storage_url: str, name: str | None = None, *, host: str = "1
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.25},
                                   name="poptrain-dashboard", daemon=True)
         thread.start()
-    return Dashboard(server, thread)
+    return Dashboard(server, thread, source)
 
 
 __all__ = ["Dashboard", "DataSource", "serve_dashboard"]

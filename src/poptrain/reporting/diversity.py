@@ -87,7 +87,6 @@ def diversity(pop: Population, *, points: int = 200) -> dict[str, Any]:
     out: dict[str, Any] = {"step": grid, "ancestors": [], "alive": [], "spread": {}, "spread_kind": {}}
     if not grid or not segs:
         return out
-    ids = np.array([int(s["segment"]) for s in segs])
     member = np.array([int(s["member"]) for s in segs])
     start = np.array([int(s.get("start_step") or 0) for s in segs])
     end = np.array([pop.segment_end(s) for s in segs])
