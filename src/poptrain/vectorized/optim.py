@@ -106,9 +106,12 @@ class SGD(StackedOptimizer):
 
     def step(self, params: list[Tensor], grads: list[Tensor], state: State, hp: Mapping[str, Tensor]) -> None:
         bufs = state["momentum_buffer"]
-        d_p = torch._foreach_add(grads, torch._foreach_mul(params, _broadcast(hp["weight_decay"], params)))
-        torch._foreach_mul_(bufs, _broadcast(hp["momentum"], params))
-        torch._foreach_add_(bufs, d_p)
+        # torch: d_p = grad + wd * p; buf = momentum * buf + d_p; p -= lr * buf. The new
+        # buffer is built in d_p (a fresh tensor) and swapped in: three passes over
+        # the stacked state instead of five.
+        d_p = torch._foreach_addcmul(grads, params, _broadcast(hp["weight_decay"], params))
+        torch._foreach_addcmul_(d_p, bufs, _broadcast(hp["momentum"], params))
+        bufs[:] = d_p
         torch._foreach_addcmul_(params, bufs, _broadcast(-hp["lr"], params))
 
 

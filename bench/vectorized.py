@@ -1,0 +1,223 @@
+"""Vectorized engine vs. the local-process path: PBT on the digits MLP.
+
+Population 32 of a 64-128-10 MLP (scikit-learn ``load_digits``, the fixed
+75/25 stratified split of ``examples/digits.py``), SGD with lr, momentum and
+weight decay explored, PBT(interval=4), batch size 64, 20 epochs per member,
+validation accuracy after every epoch. Both arms do the same work per
+member-epoch; each is timed end to end (setup, training, evaluation, PBT
+bookkeeping). The process arm is ``poptrain.run(..., executor="local",
+workers=2)`` with SQLite storage and a local checkpoint folder. Then the
+vectorized engine alone at populations 128 and 512 (time, peak memory), each
+in a fresh process so that its peak resident memory is its own.
+
+    python bench/vectorized.py            # the full comparison
+    python bench/vectorized.py --quick    # 4 epochs, population 128 only in the scaling list
+
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+import poptrain as pt
+from poptrain.algorithms import PBT
+from poptrain.space import Float
+from poptrain.vectorized import SGD, train_population
+
+BATCH_SIZE = 64
+INTERVAL = 4
+SPACE = {
+    "lr": Float(1e-4, 1.0, log=True),
+    "momentum": Float(0.0, 0.99),
+    "weight_decay": Float(1e-6, 1e-2, log=True),
+}
+_DATA: tuple[torch.Tensor, ...] | None = None
+
+
+def data() -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_val, y_val), the split of examples/digits.py."""
+    global _DATA
+    if _DATA is None:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        x, y = load_digits(return_X_y=True)
+        x = x / 16.0
+        xt, xv, yt, yv = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+        _DATA = tuple(torch.as_tensor(a, dtype=torch.float32 if a.ndim == 2 else torch.long) for a in (xt, yt, xv, yv))
+    return _DATA
+
+
+def mlp() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+
+
+def accuracy(out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"accuracy": (out.argmax(-1) == y).float().mean(), "val_loss": F.cross_entropy(out, y)}
+
+
+class DigitsMLP:
+    """The process arm's trainable: one member, one epoch per step, as in examples/digits.py."""
+
+    def __init__(self, config: dict) -> None:
+        torch.set_num_threads(1)
+        self.model = mlp()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=config["lr"], momentum=config["momentum"],
+                                   weight_decay=config["weight_decay"])
+        self.epoch = 0
+
+    def apply_config(self, config: dict) -> None:
+        for group in self.opt.param_groups:
+            group.update(lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
+
+    def step(self) -> dict[str, float]:
+        xt, yt, xv, yv = data()
+        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(self.epoch))
+        self.model.train()
+        total = 0.0
+        for i in range(0, len(xt), BATCH_SIZE):
+            idx = order[i:i + BATCH_SIZE]
+            self.opt.zero_grad()
+            loss = F.cross_entropy(self.model(xt[idx]), yt[idx])
+            loss.backward()
+            self.opt.step()
+            total += loss.item() * len(idx)
+        self.epoch += 1
+        self.model.eval()
+        with torch.no_grad():
+            m = accuracy(self.model(xv), yv)
+        return {"accuracy": m["accuracy"].item(), "val_loss": m["val_loss"].item(), "train_loss": total / len(xt)}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.epoch = state["epoch"]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_vectorized(population: int, epochs: int, device: str = "cpu") -> dict[str, Any]:
+    xt, yt, xv, yv = data()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    result = train_population(
+        model=mlp, loss=F.cross_entropy, train_data=(xt, yt), eval_data=(xv, yv), batch_size=BATCH_SIZE,
+        evaluate=accuracy, space=SPACE, strategy=PBT(interval=INTERVAL), metric="accuracy", mode="max",
+        population=population, budget=epochs, optimizer=SGD(), seed=0, device=device,
+    )
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    out = {
+        "population": population,
+        "seconds": round(seconds, 3),
+        "member_epochs_per_s": round(population * epochs / seconds, 1),
+        "best_accuracy": round(result.best.score, 4) if result.best else None,
+        "exploits": len(result.exploits),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+    if device.startswith("cuda"):
+        out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def run_processes(population: int, epochs: int, workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment = pt.Experiment(
+            name="bench-digits", trainable=DigitsMLP, space=SPACE, metric="accuracy", mode="max",
+            strategy=PBT(interval=INTERVAL), population=population, budget=epochs, seed=0,
+        )
+        t0 = time.perf_counter()
+        result = pt.run(experiment, storage=f"sqlite:///{tmp}/bench.db", checkpoints=f"{tmp}/ckpt",
+                        workers=workers, executor="local")
+        seconds = time.perf_counter() - t0
+    best = result.best or {}
+    return {
+        "population": population,
+        "workers": workers,
+        "seconds": round(seconds, 3),
+        "member_epochs_per_s": round(population * epochs / seconds, 1),
+        "best_accuracy": round(best["score"], 4) if best.get("score") is not None else None,
+        "exploits": len(result.lineage),
+    }
+
+
+def in_fresh_process(arm: str, population: int, epochs: int, device: str = "cpu", workers: int = 2) -> dict[str, Any]:
+    """Run one arm in a new interpreter, so timings and peak memory do not mix."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--arm", arm, "--population", str(population),
+           "--epochs", str(epochs), "--device", device, "--workers", str(workers)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 epochs; scaling at population 128 only")
+    parser.add_argument("--repeat", type=int, default=0, help="runs of each arm, fastest kept (default 3; 1 with --quick)")
+    parser.add_argument("--arm", choices=["vectorized", "processes"], help=argparse.SUPPRESS)
+    parser.add_argument("--population", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.arm == "vectorized":
+        print(json.dumps(run_vectorized(args.population, args.epochs, args.device)))
+        return
+    if args.arm == "processes":
+        print(json.dumps(run_processes(args.population, args.epochs, args.workers)))
+        return
+
+    epochs = 4 if args.quick else 20
+    repeat = args.repeat or (1 if args.quick else 3)
+    # Alternate the arms and keep each one's fastest run: other load on the
+    # machine can only slow a run down.
+    vec_runs, proc_runs = [], []
+    for _ in range(repeat):
+        vec_runs.append(in_fresh_process("vectorized", 32, epochs))
+        proc_runs.append(in_fresh_process("processes", 32, epochs, workers=2))
+    vec = max(vec_runs, key=lambda r: r["member_epochs_per_s"])
+    proc = max(proc_runs, key=lambda r: r["member_epochs_per_s"])
+    vec["seconds_all_runs"] = [r["seconds"] for r in vec_runs]
+    proc["seconds_all_runs"] = [r["seconds"] for r in proc_runs]
+    scaling = [in_fresh_process("vectorized", n, epochs) for n in ((128,) if args.quick else (128, 512))]
+    print(json.dumps({
+        "benchmark": "vectorized",
+        "model": "digits MLP 64-128-10, SGD, batch 64, PBT(interval=4), eval every epoch",
+        "population": 32,
+        "epochs": epochs,
+        "quick": args.quick,
+        "repeat": repeat,
+        "member_epochs_per_s_vectorized": vec["member_epochs_per_s"],
+        "member_epochs_per_s_processes": proc["member_epochs_per_s"],
+        "speedup": round(vec["member_epochs_per_s"] / proc["member_epochs_per_s"], 2),
+        "vectorized": vec,
+        "processes": {**proc, "executor": "local"},
+        "scaling": scaling,
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "python": platform.python_version()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
