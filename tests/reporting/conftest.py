@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+from reporting_helpers import EXAMPLES, chromium_path
 
 
 def _run_example(tmp: Path, file: str, **overrides):
@@ -43,17 +41,6 @@ def synthetic():
     from poptrain.reporting.synthetic import synthetic_result
 
     return synthetic_result(members=8, steps=40, interval=5, seed=1)
-
-
-CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")
-
-
-def chromium_path() -> str | None:
-    for name in CHROMIUM_CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
 
 
 def _missing(reason: str) -> None:

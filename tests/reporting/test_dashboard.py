@@ -220,7 +220,7 @@ def test_an_empty_experiment_is_shown_plainly(tmp_path):
     import poptrain as pt
     from poptrain.trainable import load_file
 
-    from conftest import EXAMPLES
+    from reporting_helpers import EXAMPLES
 
     exp = load_file(str(EXAMPLES / "quadratic.py")).experiment
     url = f"sqlite:///{tmp_path}/empty.db"

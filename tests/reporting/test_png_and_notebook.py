@@ -20,7 +20,7 @@ def test_matplotlib_pngs(synthetic, tmp_path):
 
 def test_kaleido_pngs_through_the_cli(quadratic_run, tmp_path, capsys):
     pytest.importorskip("kaleido")
-    from conftest import chromium_path
+    from reporting_helpers import chromium_path
 
     if chromium_path() is None:
         pytest.skip("kaleido needs a Chromium; none is installed")

@@ -108,7 +108,9 @@ def test_an_empty_experiment_says_so(tmp_path):
     import poptrain as pt
     from poptrain.trainable import load_file
 
-    exp = load_file(str(__import__("pathlib").Path(__file__).parents[2] / "examples" / "quadratic.py")).experiment
+    from reporting_helpers import EXAMPLES
+
+    exp = load_file(str(EXAMPLES / "quadratic.py")).experiment
     url = f"sqlite:///{tmp_path}/empty.db"
     pt.run(exp, storage=url, checkpoints=str(tmp_path / "ck"), workers=0, executor="inline")
     with pytest.raises(NothingToReport, match="'quadratic' has not trained any step yet"):
