@@ -244,3 +244,13 @@ def test_a_failing_read_keeps_the_last_good_payload(synthetic):
     assert stale["ok"] and "database is locked" in stale["warning"]
     fresh = DataSource(load, label="memory", min_interval_s=0).build()
     assert fresh["ok"] is False and "database is locked" in fresh["message"]
+
+
+def test_polls_without_news_get_a_short_answer(quadratic_run):
+    url, _ = quadratic_run
+    with serve_dashboard(url, port=0) as dash:
+        full = json.loads(_get(dash.url + "api/data")[2])
+        short = json.loads(_get(dash.url + "api/data?since=" + full["version"])[2])
+        other = json.loads(_get(dash.url + "api/data?since=old")[2])
+    assert short == {"ok": True, "unchanged": True, "version": full["version"]}
+    assert other["version"] == full["version"] and "figures" in other
