@@ -132,3 +132,46 @@ def test_several_trackers_act_as_one():
     both.on_exploit(EVENT)
     both.close()
     assert [c[0] for c in calls] == ["step", "step", "exploit", "exploit", "close", "close"]
+
+
+def test_trackers_driven_by_a_real_worker(tmp_path):
+    """A worker of a real quadratic run calls the trackers once per step and once per exploit."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import poptrain as pt
+    from poptrain.executors.job import WorkerJob
+    from poptrain.storage import open_storage
+    from poptrain.trainable import load_file
+    from reporting_helpers import EXAMPLES
+
+    exp = load_file(str(EXAMPLES / "quadratic.py")).experiment
+    url = f"sqlite:///{tmp_path}/t.db"
+    pt.run(exp, storage=url, checkpoints=str(tmp_path / "ck"), workers=0, executor="inline")
+    record = open_storage(url).get_experiment(exp.name)
+    steps, exploits = [], []
+
+    class Recorder:
+        def on_step(self, member, step, metrics, config):
+            steps.append((member, step))
+
+        def on_exploit(self, event):
+            exploits.append(event)
+
+        def close(self):
+            pass
+
+    tb = TensorBoardTracker(tmp_path / "tb")
+    job = WorkerJob(storage_url=url, checkpoints_url=record.spec["checkpoints"], experiment_id=record.id,
+                    spec=record.spec, experiment=exp)
+    job.make_worker(trackers=[tb, Recorder()]).run()
+    tb.close()
+    result = pt.load_result(url)
+    assert len(steps) == len(result.history)
+    assert len(exploits) == len(result.lineage) > 0
+    acc = EventAccumulator(str(tmp_path / "tb" / "member_001"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert len(acc.Scalars("metrics/Q")) == sum(1 for h in result.history if h["member"] == 1)
+    donor_events = EventAccumulator(str(tmp_path / "tb" / "member_000"), size_guidance={"scalars": 0})
+    donor_events.Reload()
+    assert len(acc.Scalars("exploit/donor")) + len(donor_events.Scalars("exploit/donor")) == len(result.lineage)

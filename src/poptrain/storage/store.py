@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from poptrain.errors import StorageError
 from poptrain.storage import codec, schema
 from poptrain.storage.statements import Statements
+from poptrain.storage.writelock import WriteLock
 from poptrain.storage.engine import READ_ONLY, DEFAULT_URL, create_engine, mask_url, now_expr
 from poptrain.storage.records import (
     CheckpointRecord,
@@ -105,6 +106,8 @@ class Storage:
         self._now = now_expr(self.engine)
         self._pg = self.engine.dialect.name == "postgresql"
         self._q = Statements(self._now, self._pg)
+        db = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        self._lock = WriteLock(os.path.abspath(db) + ".lock") if db and db != ":memory:" and not db.startswith("file:") else None
 
     def __repr__(self) -> str:
         return f"Storage({mask_url(self.url)!r})"
@@ -119,8 +122,14 @@ class Storage:
         self.engine.dispose()
 
     # -- helpers ---------------------------------------------------------
-    def _tx(self):  # noqa: ANN202
-        return self.engine.begin()
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        if self._lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._lock.hold(), self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
