@@ -168,3 +168,21 @@ def test_unreachable_postgres_is_one_line_without_password():
     with pytest.raises(StorageError) as info:
         Storage("postgresql://u:hunter2@127.0.0.1:1/db")
     assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_commit_generation_then_apply(storage_url):
+    st = Storage(storage_url)
+    e = _exp(st, 3)
+    ck = CheckpointRecord("stack-1", "0" * 64, 99)
+    rows = {i: [(1, {"score": float(i)}), (2, {"score": float(i) + 0.5})] for i in range(3)}
+    st.commit_generation(e.id, 2, rows, {i: [float(i) + 0.5] for i in range(3)}, ck, done=False)
+    assert st.barrier_step(e.id) == 2
+    assert st.apply_generation(e.id, 2, {0: ExploitOrder(2, {"lr": 0.7})}, decided_by="vec")
+    ms = st.members(e.id)
+    assert [m.state for m in ms] == ["active"] * 3 and ms[0].config == {"lr": 0.7} and ms[0].scores == (2.5,)
+    assert len(st.history(e.id)) == 6
+    st.commit_generation(e.id, 4, {i: [(3, {"score": 1.0}), (4, {"score": 2.0})] for i in range(3)},
+                         {i: [2.0] for i in range(3)}, CheckpointRecord("stack-2", "1" * 64, 99), done=True)
+    assert st.is_finished(e.id)
+    seg0 = [h for h in st.history(e.id) if h["member"] == 0]
+    assert [h["step"] for h in seg0] == [1, 2, 3, 4] and len({h["segment"] for h in seg0}) == 2

@@ -521,6 +521,51 @@ class Storage:
         except IntegrityError:
             return False
 
+    def commit_generation(
+        self,
+        experiment_id: int,
+        step: int,
+        rows: Mapping[int, list[tuple[int, dict[str, float]]]],
+        scores: Mapping[int, list[float]],
+        checkpoint: CheckpointRecord,
+        *,
+        done: bool,
+        mode: str = "max",
+    ) -> None:
+        """Record one interval of every member at once (the vectorized engine's writer).
+
+        The engine owns the whole population in one process, so there are no
+        leases; all members share one stacked checkpoint. Members end
+        ``waiting`` at the barrier (``apply_generation`` then decides) or ``done``.
+        """
+        with self._tx() as conn:
+            now = float(conn.execute(sa.select(self._now)).scalar_one())
+            members = {r.member_id: r for r in conn.execute(self._q.members_of, {"p_exp": experiment_id}).all()}
+            history_rows = []
+            for member_id, member_rows in rows.items():
+                seg = members[member_id].segment_id
+                history_rows += [
+                    dict(experiment_id=experiment_id, member_id=member_id, segment_id=seg, step=st,
+                         metrics=codec.enc_metrics(m), created_at=now)
+                    for st, m in member_rows
+                ]
+                conn.execute(
+                    sa.update(M)
+                    .where(M.c.experiment_id == experiment_id, M.c.member_id == member_id, M.c.state == "active")
+                    .values(step=step, scores=codec.enc_scores(scores[member_id]), ckpt_key=checkpoint.key,
+                            ckpt_sha=checkpoint.sha256, ckpt_size=checkpoint.size, updated_at=now,
+                            state="done" if done else "waiting")
+                )
+            if history_rows:
+                conn.execute(self._q.history_insert, history_rows)
+            finite = [v[-1] for v in scores.values() if v and _finite_or_none(v[-1]) is not None]
+            best = (max(finite) if mode == "max" else min(finite)) if finite else None
+            conn.execute(
+                self._q.checkpoint_insert,
+                dict(experiment_id=experiment_id, key=checkpoint.key, sha256=checkpoint.sha256, size=checkpoint.size,
+                     member_id=-1, segment_id=-1, step=step, score=best, created_at=now),
+            )
+
     def generation(self, experiment_id: int, step: int) -> dict[str, Any] | None:
         G = schema.generations
         with self._read() as conn:
