@@ -56,6 +56,7 @@ def run(
     lease_s: float = 30.0,
     progress: bool | Callable[[dict[str, Any]], None] = False,
     checkpoint_options: dict[str, Any] | None = None,
+    trackers: Sequence[Any] = (),
 ) -> Result:
     """Run (or resume) ``experiment`` until every member has trained ``budget`` steps.
 
@@ -69,6 +70,10 @@ def run(
         executor: ``"local"`` (processes), ``"inline"`` (this process) or ``"ray"``, or an executor object.
         lease_s: how long a silent worker keeps its member before another takes it over.
         progress: True for a terminal progress display, or a callback receiving progress dicts.
+        checkpoint_options: fsspec options for the checkpoint filesystem (e.g.
+            ``{"client_kwargs": {"endpoint_url": ...}}``); never stored.
+        trackers: objects with ``on_step``, ``on_exploit`` and ``close`` (e.g.
+            :class:`poptrain.reporting.trackers.TensorBoardTracker`), copied into every worker.
 
     Returns:
         The :class:`~poptrain.results.Result`, read back from storage.
@@ -92,6 +97,7 @@ def run(
         job = WorkerJob(
             storage_url=storage, checkpoints_url=ckpt_url, experiment_id=record.id, spec=record.spec,
             lease_s=lease_s, experiment=experiment, checkpoint_options=checkpoint_options,
+            trackers=tuple(trackers),
         )
         ex = get_executor(executor) if isinstance(executor, str) else executor
         reporter = _progress_reporter(st, record.id, experiment, progress)

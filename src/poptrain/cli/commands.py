@@ -33,9 +33,14 @@ def run_file(args: argparse.Namespace) -> int:
         from poptrain.executors.ray import RayExecutor
 
         executor = RayExecutor(address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+    trackers = []
+    if args.tensorboard:
+        from poptrain.reporting.trackers import TensorBoardTracker
+
+        trackers.append(TensorBoardTracker(args.tensorboard))
     res = run(
         exp, storage=args.storage, checkpoints=args.checkpoints, workers=args.workers,
-        executor=executor, lease_s=args.lease, progress=not args.no_progress,
+        executor=executor, lease_s=args.lease, progress=not args.no_progress, trackers=trackers,
     )
     if args.workers == 0:
         print(f"experiment {exp.name!r} is ready in {res and args.storage}; start workers with: "

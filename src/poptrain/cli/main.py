@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="train a fresh member following the best schedule")
     _common(p)
     p.add_argument("--file", default=None, help="the experiment's FILE.py (default: the stored trainable path)")
+    p.add_argument("--schedule", default=None, help="a schedule JSON to follow (default: the best member's)")
+    p.add_argument("--steps", type=int, default=None, help="steps to train (default: the schedule's end)")
     return parser
 
 
@@ -202,7 +204,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from poptrain.reporting.commands import replay_command
 
-    return int(replay_command(args.storage, args.name, args.file) or 0)
+    return int(replay_command(args.storage, args.name, args.file, schedule_path=args.schedule, steps=args.steps) or 0)
 
 
 COMMANDS = {

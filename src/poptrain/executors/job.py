@@ -22,6 +22,7 @@ class WorkerJob:
     lease_s: float = 30.0
     experiment: Experiment | None = None
     checkpoint_options: dict[str, Any] | None = None
+    trackers: tuple[Any, ...] = ()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -36,5 +37,6 @@ class WorkerJob:
             storage=Storage(self.storage_url),
             checkpoints=CheckpointStore(self.checkpoints_url, **(self.checkpoint_options or {})),
             lease_s=self.lease_s,
+            trackers=self.trackers,
             **kwargs,
         )

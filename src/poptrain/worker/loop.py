@@ -72,6 +72,8 @@ class Worker:
         finally:
             self._heartbeat.close()
             self._deleter.close()
+            for t in self.trackers:
+                t.close()
         return self.stats
 
     def _loop(self) -> None:
@@ -212,8 +214,12 @@ class Worker:
         orders = {k: ExploitOrder(d.donor, dict(d.config)) for k, d in decisions.items() if isinstance(d, Exploit)}
         if self.storage.apply_generation(self.experiment_id, step, orders, decided_by=self.name):
             self.stats.exploits += len(orders)
-            for member_id in orders:
+            configs = {m.member_id: m.config for m in waiting}
+            for member_id, order in orders.items():
                 self._cache.pop(member_id, None)
+                for t in self.trackers:
+                    t.on_exploit(dict(member=member_id, step=step, donor=order.donor, donor_step=step,
+                                      old_config=configs[member_id], new_config=order.config))
 
     def _view(self, snap: Snapshot, own: MemberView | None = None) -> PopulationView:
         members = [
