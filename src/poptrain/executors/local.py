@@ -6,6 +6,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -26,11 +27,32 @@ def _context() -> Any:
     return mp.get_context("spawn")
 
 
-def _worker_main(job: WorkerJob, errors: Any) -> None:
+def _orphaned(parent: int) -> Callable[[], bool]:
+    """A ``should_stop`` that turns true once the driver process ``parent`` is gone.
+
+    A driver killed outright (SIGKILL, out of memory) cannot stop its workers;
+    without this they would train on as orphans beside the workers of a
+    restarted driver. An orphan finishes and commits the interval it is
+    training, hands its member back and exits.
+    """
+    gone = threading.Event()
+
+    def watch() -> None:
+        while not gone.wait(0.5):
+            if os.getppid() != parent:
+                gone.set()
+
+    threading.Thread(target=watch, name="poptrain-parent-watch", daemon=True).start()
+    return gone.is_set
+
+
+def _worker_main(job: WorkerJob, errors: Any, parent: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
     code = 0
     try:
-        job.make_worker().run()
+        if parent is not None and os.getppid() != parent:  # the driver died before this worker started
+            os._exit(0)
+        job.make_worker(should_stop=_orphaned(parent) if parent is not None else lambda: False).run()
     except PoptrainError as exc:
         errors.put(str(exc) if isinstance(exc, TrainableError) else f"{type(exc).__name__}: {exc}")
         code = 3
@@ -95,7 +117,7 @@ class LocalExecutor:
 
     @staticmethod
     def _start(ctx: Any, job: WorkerJob, errors: Any) -> Any:
-        p = ctx.Process(target=_worker_main, args=(job, errors), daemon=True)
+        p = ctx.Process(target=_worker_main, args=(job, errors, os.getpid()), daemon=True)
         p.start()
         return p
 
