@@ -17,9 +17,12 @@ fi
 
 VENV="${POPTRAIN_VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+# pip warns about every local index folder it cannot find; keep real errors.
+pip_install() { "$VENV/bin/pip" install -q --disable-pip-version-check "$@" 2> >(grep -v '^WARNING: Location' >&2); }
 # The pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
-"$VENV/bin/pip" install -q torch==2.13.0
-"$VENV/bin/pip" install -q -e '.[test,torch,postgres,pb2,report,ray,tensorboard,mlflow]'
+pip_install torch==2.13.0
+pip_install -c .ci/constraints.txt -e '.[test,torch,postgres,pb2,report,s3,ray,tensorboard,mlflow]'
+if [ -f bench/requirements.txt ]; then pip_install -c .ci/constraints.txt -r bench/requirements.txt; fi
 
 eval "$(bash .ci/postgres.sh)"
 export POPTRAIN_TEST_POSTGRES_URL
