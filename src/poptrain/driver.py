@@ -19,7 +19,9 @@ log = logging.getLogger("poptrain")
 DEFAULT_CHECKPOINTS = "poptrain_checkpoints"
 
 
-def prepare(experiment: Experiment, storage: Storage, checkpoints: str | None) -> tuple[ExperimentRecord, str]:
+def prepare(
+    experiment: Experiment, storage: Storage, checkpoints: str | None, checkpoint_options: dict[str, Any] | None = None
+) -> tuple[ExperimentRecord, str]:
     """Create the experiment in storage, or check that the stored one is the same experiment.
 
     Returns the record and the checkpoint URL to use (the stored one on resume).
@@ -38,11 +40,11 @@ def prepare(experiment: Experiment, storage: Storage, checkpoints: str | None) -
         if checkpoints and checkpoints != url:
             log.warning("experiment %r keeps its checkpoints in %s; ignoring %s", experiment.name, url, checkpoints)
         return existing, url
-    store = CheckpointStore(checkpoints or DEFAULT_CHECKPOINTS)
+    store = CheckpointStore(checkpoints or DEFAULT_CHECKPOINTS, **(checkpoint_options or {}))
     spec["checkpoints"] = store.url
     record = storage.create_experiment(experiment.name, spec, experiment.initial_member_configs())
     if record.spec.get("checkpoints") != store.url:  # another driver created it a moment ago
-        return prepare(experiment, storage, checkpoints)
+        return prepare(experiment, storage, checkpoints, checkpoint_options)
     return record, store.url
 
 
@@ -89,7 +91,7 @@ def run(
         raise ConfigError(f"The 'workers' parameter must be an int >= 0; got {workers!r} instead.")
     st = open_storage(storage)
     try:
-        record, ckpt_url = prepare(experiment, st, checkpoints)
+        record, ckpt_url = prepare(experiment, st, checkpoints, checkpoint_options)
         if workers == 0 or st.is_finished(record.id):
             if st.is_finished(record.id) and record.status != "done":
                 st.set_experiment_status(record.id, "done")

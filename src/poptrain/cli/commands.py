@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from typing import Any
 
 from poptrain.errors import ConfigError, StorageError
 
@@ -20,6 +22,32 @@ def load_experiment(path: str):  # noqa: ANN201
     if not isinstance(exp, Experiment):
         raise ConfigError(f"`experiment` in {path} is a {type(exp).__name__}, not a poptrain.Experiment")
     return exp
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}``: fsspec options from ``--checkpoint-option``.
+
+    Example:
+        >>> parse_options(["client_kwargs.endpoint_url=http://127.0.0.1:9000", "anon=false"])
+        {'client_kwargs': {'endpoint_url': 'http://127.0.0.1:9000'}, 'anon': False}
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"The '--checkpoint-option' argument must look like KEY=VALUE; got {item!r} instead.")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"The '--checkpoint-option' {item!r} nests under {part!r}, which already has a value.")
+        node[parts[-1]] = value
+    return out
 
 
 def run_file(args: argparse.Namespace) -> int:
@@ -41,6 +69,7 @@ def run_file(args: argparse.Namespace) -> int:
     res = run(
         exp, storage=args.storage, checkpoints=args.checkpoints, workers=args.workers,
         executor=executor, lease_s=args.lease, progress=not args.no_progress, trackers=trackers,
+        checkpoint_options=parse_options(args.checkpoint_options) or None,
     )
     if args.workers == 0:
         print(f"experiment {exp.name!r} is ready in {res and args.storage}; start workers with: "
@@ -56,12 +85,14 @@ def join_as_worker(args: argparse.Namespace) -> int:
     from poptrain.storage import open_storage
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = parse_options(args.checkpoint_options) or None
     st = open_storage(args.storage)
     exp = resolve_experiment(st, args.name)
     url = args.checkpoints or exp.spec.get("checkpoints")
     if not url:
         raise StorageError(f"experiment {exp.name!r} records no checkpoint URL; pass --checkpoints")
-    job = WorkerJob(storage_url=args.storage, checkpoints_url=url, experiment_id=exp.id, spec=exp.spec, lease_s=args.lease)
+    job = WorkerJob(storage_url=args.storage, checkpoints_url=url, experiment_id=exp.id, spec=exp.spec, lease_s=args.lease,
+                    checkpoint_options=options)
     stats = job.make_worker().run()
     if st.is_finished(exp.id):
         st.set_experiment_status(exp.id, "done")

@@ -18,6 +18,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="experiment name, when the storage holds several")
 
 
+def _checkpoint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint-option", action="append", default=[], metavar="KEY=VALUE", dest="checkpoint_options",
+        help="an fsspec option of the checkpoint filesystem, e.g. client_kwargs.endpoint_url=http://minio:9000 "
+        "(dots nest; VALUE is read as JSON when it parses). Repeatable. Options are never stored; give every "
+        "worker the same ones. Keep secrets out of the command line: use the filesystem's environment "
+        "variables (AWS_ACCESS_KEY_ID, ...) or FSSPEC_S3='{json}'",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poptrain", description="Population-Based Training.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,11 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per Ray worker")
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray worker")
     p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log to TensorBoard in DIR")
+    _checkpoint_options(p)
 
     p = sub.add_parser("worker", help="join a running experiment and train until it is done")
     _common(p)
     p.add_argument("--checkpoints", default=None, help="override the experiment's checkpoint URL")
     p.add_argument("--lease", type=float, default=30.0)
+    _checkpoint_options(p)
 
     for cmd, text in (
         ("status", "one row per member"),

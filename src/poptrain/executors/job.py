@@ -7,7 +7,7 @@ from typing import Any
 
 from poptrain.checkpoints import CheckpointStore
 from poptrain.experiment import Experiment, from_spec
-from poptrain.storage import Storage
+from poptrain.storage import Storage, mask_url
 from poptrain.worker import Worker
 
 
@@ -23,6 +23,11 @@ class WorkerJob:
     experiment: Experiment | None = None
     checkpoint_options: dict[str, Any] | None = None
     trackers: tuple[Any, ...] = ()
+
+    def __repr__(self) -> str:
+        # The storage URL may hold a password and the options credentials: neither is ever printed.
+        return (f"WorkerJob(storage_url={mask_url(self.storage_url)!r}, checkpoints_url={self.checkpoints_url!r}, "
+                f"experiment_id={self.experiment_id})")
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
