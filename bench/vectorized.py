@@ -162,10 +162,11 @@ def run_processes(population: int, epochs: int, workers: int) -> dict[str, Any]:
     }
 
 
-def in_fresh_process(arm: str, population: int, epochs: int, device: str = "cpu", workers: int = 2) -> dict[str, Any]:
+def in_fresh_process(arm: str, population: int, epochs: int, device: str = "cpu", workers: int = 2,
+                     threads: int = 0) -> dict[str, Any]:
     """Run one arm in a new interpreter, so timings and peak memory do not mix."""
     cmd = [sys.executable, os.path.abspath(__file__), "--arm", arm, "--population", str(population),
-           "--epochs", str(epochs), "--device", device, "--workers", str(workers)]
+           "--epochs", str(epochs), "--device", device, "--workers", str(workers), "--threads", str(threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -179,10 +180,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.arm == "vectorized":
-        print(json.dumps(run_vectorized(args.population, args.epochs, args.device)))
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        print(json.dumps({**run_vectorized(args.population, args.epochs, args.device),
+                          "torch_threads": torch.get_num_threads()}))
         return
     if args.arm == "processes":
         print(json.dumps(run_processes(args.population, args.epochs, args.workers)))
@@ -191,16 +196,24 @@ def main() -> None:
     epochs = 4 if args.quick else 20
     repeat = args.repeat or (1 if args.quick else 3)
     # Alternate the arms and keep each one's fastest run: other load on the
-    # machine can only slow a run down.
-    vec_runs, proc_runs = [], []
+    # machine can only slow a run down. The vectorized arm runs with one torch
+    # thread and with one per core (each process worker has one thread): small
+    # batched ops gain little from a second thread, and lose a lot when another
+    # program holds a core.
+    cores = os.cpu_count() or 1
+    thread_counts = sorted({1, cores})
+    vec_runs: list[dict[str, Any]] = []
+    proc_runs: list[dict[str, Any]] = []
     for _ in range(repeat):
-        vec_runs.append(in_fresh_process("vectorized", 32, epochs))
+        for threads in thread_counts:
+            vec_runs.append(in_fresh_process("vectorized", 32, epochs, threads=threads))
         proc_runs.append(in_fresh_process("processes", 32, epochs, workers=2))
     vec = max(vec_runs, key=lambda r: r["member_epochs_per_s"])
     proc = max(proc_runs, key=lambda r: r["member_epochs_per_s"])
-    vec["seconds_all_runs"] = [r["seconds"] for r in vec_runs]
+    vec["seconds_all_runs"] = {t: [r["seconds"] for r in vec_runs if r["torch_threads"] == t] for t in thread_counts}
     proc["seconds_all_runs"] = [r["seconds"] for r in proc_runs]
-    scaling = [in_fresh_process("vectorized", n, epochs) for n in ((128,) if args.quick else (128, 512))]
+    scaling = [in_fresh_process("vectorized", n, epochs, threads=vec["torch_threads"])
+               for n in ((128,) if args.quick else (128, 512))]
     print(json.dumps({
         "benchmark": "vectorized",
         "model": "digits MLP 64-128-10, SGD, batch 64, PBT(interval=4), eval every epoch",
@@ -214,8 +227,8 @@ def main() -> None:
         "vectorized": vec,
         "processes": {**proc, "executor": "local"},
         "scaling": scaling,
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
     }))
 
 

@@ -49,7 +49,10 @@ CASES = [
 @pytest.mark.parametrize("optimizer, config, torch_opt", CASES, ids=["sgd-momentum", "sgd", "adam", "adamw"])
 def test_one_member_matches_plain_torch_loop(optimizer, config, torch_opt):
     pop = Population(model=make_model, loss=F.cross_entropy, optimizer=optimizer, configs=[config], seeds=[7])
-    initial = pop.model.member_state_dict(0)
+    torch.manual_seed(7)  # the member's seed: the plain loop starts from the same weights
+    initial = make_model().state_dict()
+    for name, value in initial.items():
+        assert torch.equal(pop.model.member_state_dict(0)[name], value)
     data = batches()
     for batch in data:
         pop.train_batch(batch)

@@ -94,6 +94,21 @@ def test_runs_pbt_and_records_history_exploits_and_lineage():
     model.load_state_dict(result.best_state)
 
 
+def test_initial_configs_are_those_of_the_process_path():
+    import poptrain as pt
+
+    class Trainable:
+        def __init__(self, config): ...
+        def step(self): return {"acc": 0.0}
+        def state_dict(self): return {}
+        def load_state_dict(self, state): ...
+
+    space = {"lr": Float(1e-3, 0.5, log=True), "momentum": Float(0.0, 0.99)}
+    experiment = pt.Experiment(name="same", trainable=Trainable, space=space, metric="acc", population=8, seed=3)
+    result = run(space=space, budget=1, seed=3)
+    assert [s.config for s in result.segments[:8]] == experiment.initial_member_configs()
+
+
 def test_same_seed_same_run():
     a, b = run(), run()
     assert [r.metrics for r in a.history] == [r.metrics for r in b.history]
