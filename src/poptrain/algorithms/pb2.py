@@ -228,12 +228,16 @@ class PB2(Explore):
         beta = self.ucb_beta if self.ucb_beta is not None else 0.2 + max(0.0, math.log(0.4 * len(y)))
         kappa = math.sqrt(beta)
 
+        # The bonus is the uncertainty about the score change itself, not about
+        # a noisy measurement of it: the white noise is taken out of the variance.
+        noise = float(mean_gp.kernel_.k2.noise_level)
+
         def ucb(U: np.ndarray) -> np.ndarray:
             Xq = np.hstack([np.tile(head, (len(U), 1)), U])
             mu, sd = var_gp.predict(Xq, return_std=True)
             if var_gp is not mean_gp:
                 mu = mean_gp.predict(Xq)
-            out = mu + kappa * sd
+            out = mu + kappa * np.sqrt(np.maximum(sd**2 - noise, 0.0))
             if not np.all(np.isfinite(out)):
                 raise GPFitError("the acquisition is not finite")
             return out
