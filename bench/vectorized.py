@@ -5,7 +5,9 @@ Population 32 of a 64-128-10 MLP (scikit-learn ``load_digits``, the fixed
 weight decay explored, PBT(interval=4), batch size 64, 20 epochs per member,
 validation accuracy after every epoch. Both arms do the same work per
 member-epoch; each is timed end to end (setup, training, evaluation, PBT
-bookkeeping). The process arm is ``poptrain.run(..., executor="local",
+bookkeeping), in a fresh interpreter, the fastest of ``--repeat`` runs kept.
+The vectorized arm runs with 1 torch thread and with one per core, and the
+faster is reported (the process workers run one thread each). The process arm is ``poptrain.run(..., executor="local",
 workers=2)`` with SQLite storage and a local checkpoint folder. Then the
 vectorized engine alone at populations 128 and 512 (time, peak memory), each
 in a fresh process so that its peak resident memory is its own.

@@ -122,7 +122,9 @@ def train_population(
             deleted).
         name: the experiment name the checkpoints are filed under.
         resume_from: a checkpoint written by an earlier run with the same
-            arguments; training continues from its step.
+            arguments (``result.checkpoint``, or the ref a recorder got);
+            training continues from its step, and the returned result covers
+            the steps trained since.
 
     Returns:
         The in-memory record of the run: history, exploits, segments, best
