@@ -19,6 +19,10 @@ class StorageError(PoptrainError):
     """The storage cannot be opened or holds something unexpected."""
 
 
+class StorageUnavailable(StorageError):
+    """The storage's database cannot be reached now (down, restarting, network); it may come back."""
+
+
 class ExperimentMismatch(StorageError):
     """An experiment name is reused with a different definition."""
 

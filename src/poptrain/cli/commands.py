@@ -82,17 +82,19 @@ def run_file(args: argparse.Namespace) -> int:
 def join_as_worker(args: argparse.Namespace) -> int:
     from poptrain.executors.job import WorkerJob
     from poptrain.results import resolve_experiment
-    from poptrain.storage import open_storage
+    from poptrain.storage.retry import RetryingStorage
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_options(args.checkpoint_options) or None
-    st = open_storage(args.storage)
+    if args.wait < 0:
+        raise ConfigError(f"The '--wait' argument must be >= 0 seconds; got {args.wait!r} instead.")
+    st = RetryingStorage(args.storage, retry_s=args.wait)
     exp = resolve_experiment(st, args.name)
     url = args.checkpoints or exp.spec.get("checkpoints")
     if not url:
         raise StorageError(f"experiment {exp.name!r} records no checkpoint URL; pass --checkpoints")
     job = WorkerJob(storage_url=args.storage, checkpoints_url=url, experiment_id=exp.id, spec=exp.spec, lease_s=args.lease,
-                    checkpoint_options=options)
+                    checkpoint_options=options, storage_retry_s=args.wait)
     stats = job.make_worker().run()
     if st.is_finished(exp.id):
         st.set_experiment_status(exp.id, "done")

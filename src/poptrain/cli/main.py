@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoints", default=None, help="override the experiment's checkpoint URL")
     p.add_argument("--lease", type=float, default=30.0)
+    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for an unreachable database, at start and mid-run (default: %(default)s)")
     _checkpoint_options(p)
 
     for cmd, text in (

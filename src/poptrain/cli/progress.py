@@ -47,7 +47,14 @@ class ProgressReporter:
             self._progress.start()
 
     def update(self) -> None:
-        p = progress_of(self.st, self.exp_id, self.total, self.mode)
+        try:
+            p = progress_of(self.st, self.exp_id, self.total, self.mode)
+        except Exception as exc:  # noqa: BLE001 - a database blip must not stop the run; the workers wait it out
+            from poptrain.storage.retry import is_transient
+
+            if not is_transient(exc):
+                raise
+            return
         if self.callback is not None:
             self.callback(p)
             return

@@ -7,7 +7,8 @@ from typing import Any
 
 from poptrain.checkpoints import CheckpointStore
 from poptrain.experiment import Experiment, from_spec
-from poptrain.storage import Storage, mask_url
+from poptrain.storage import mask_url
+from poptrain.storage.retry import RetryingStorage
 from poptrain.worker import Worker
 
 
@@ -23,6 +24,8 @@ class WorkerJob:
     experiment: Experiment | None = None
     checkpoint_options: dict[str, Any] | None = None
     trackers: tuple[Any, ...] = ()
+    # How long a worker waits for an unreachable database (a restart, a network cut) before it gives up.
+    storage_retry_s: float = 60.0
 
     def __repr__(self) -> str:
         # The storage URL may hold a password and the options credentials: neither is ever printed.
@@ -39,7 +42,7 @@ class WorkerJob:
         return Worker(
             experiment=exp,
             experiment_id=self.experiment_id,
-            storage=Storage(self.storage_url),
+            storage=RetryingStorage(self.storage_url, retry_s=self.storage_retry_s),
             checkpoints=CheckpointStore(self.checkpoints_url, **(self.checkpoint_options or {})),
             lease_s=self.lease_s,
             trackers=self.trackers,

@@ -123,9 +123,9 @@ class LocalExecutor:
 
     @staticmethod
     def _experiment_finished(job: WorkerJob) -> bool:
-        from poptrain.storage import Storage
+        from poptrain.storage.retry import RetryingStorage
 
-        st = Storage(job.storage_url)
+        st = RetryingStorage(job.storage_url, retry_s=job.storage_retry_s)
         try:
             return st.is_finished(job.experiment_id)
         finally:

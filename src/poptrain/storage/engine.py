@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from poptrain._optional import require
-from poptrain.errors import StorageError
+from poptrain.errors import StorageError, StorageUnavailable
 from poptrain.storage import schema
 
 DEFAULT_URL = "sqlite:///poptrain.db"
@@ -54,6 +54,11 @@ def create_engine(url: str) -> Engine:
             engine = sa.create_engine(norm, pool_pre_ping=True, pool_size=2, max_overflow=4)
     except (NoSuchModuleError, ArgumentError) as exc:
         raise StorageError(f"storage URL {mask_url(url)!r} cannot be opened: {exc}") from None
+    except ImportError as exc:  # a dialect whose driver is not installed (mysql://, ...)
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} cannot be opened: its database driver is missing ({exc}); "
+            "poptrain supports sqlite:/// and postgresql:// URLs"
+        ) from None
     _create_schema(engine, url)
     return engine
 
@@ -114,7 +119,9 @@ def _create_schema(engine: Engine, url: str) -> None:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             break
-    raise StorageError(f"storage {mask_url(url)!r} cannot be opened: {_short(last)}") from None
+    # A server that is down or unreachable may come back: callers that can wait retry on StorageUnavailable.
+    error = StorageUnavailable if isinstance(last, (sa.exc.OperationalError, sa.exc.InterfaceError)) else StorageError
+    raise error(f"storage {mask_url(url)!r} cannot be opened: {_short(last)}") from None
 
 
 def _short(exc: Exception | None) -> str:
