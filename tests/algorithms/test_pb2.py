@@ -175,8 +175,8 @@ def test_same_seed_same_proposal_and_seeds_differ():
     a = propose(PB2(), donor, LR_SPACE, view, worst, seed=5)
     b = propose(PB2(), donor, LR_SPACE, view, worst, seed=5)
     assert a == b
-    flat_view, flat_donor, flat_worst = synthetic(LR_SPACE, lambda c: 0.0, seed=1)
-    proposals = {propose(PB2(ucb_beta=9.0), flat_donor, LR_SPACE, flat_view, flat_worst, seed=s)["lr"] for s in range(5)}
+    # The search is random: other seeds end at other points near the same optimum.
+    proposals = {propose(PB2(), donor, LR_SPACE, view, worst, seed=s)["lr"] for s in range(5)}
     assert len(proposals) > 1
 
 

@@ -31,10 +31,13 @@ _threadpoolctl = require("threadpoolctl", feature="PB2 (poptrain.algorithms.pb2)
 log = logging.getLogger("poptrain.algorithms.pb2")
 
 # Inputs live in [0, 1]: shorter length scales than this only fit noise.
-_LENGTH_SCALE_BOUNDS = (0.05, 20.0)
+_LENGTH_SCALE_BOUNDS = (0.1, 20.0)
+_LENGTH_SCALE_START = 0.5
 _NOISE_BOUNDS = (1e-6, 10.0)
 _VARIANCE_BOUNDS = (1e-2, 1e2)
 _FIT_MAXITER = 50
+# The fitted hyperparameters only steer the search: a loose tolerance saves most evaluations.
+_FIT_FTOL = 1e-4
 _MIN_OBSERVATIONS = 2
 _FIT_ERRORS = (np.linalg.LinAlgError, ValueError, FloatingPointError, ArithmeticError)
 
@@ -105,11 +108,12 @@ class PB2(Explore):
     the ``poptrain.algorithms.pb2`` logger with its reason and never stops
     the run.
 
-    **Cost.** The fit is cubic in ``window``; with the default 256 a decision
-    takes tens of milliseconds on one core, whatever the population and the
-    number of stored observations (``bench/quality.py --pb2-cost`` measures
-    it). The worker passes PB2 the latest ``window`` observations
-    (:attr:`observations_needed`).
+    **Cost.** The fit is cubic in ``window`` and does not depend on the
+    population or on how many observations are stored: the worker passes PB2
+    only the latest ``window`` of them (:attr:`observations_needed`). With
+    the default 128 a decision takes about 60 ms on one core, for a
+    population of 64 as for 8; a window of 256 about three times that
+    (``python bench/quality.py --pb2-cost`` measures it).
 
     Args:
         ucb_beta: the UCB exploration weight ``β`` (``None``: the schedule above).
@@ -262,7 +266,7 @@ def _fit(X: np.ndarray, y: np.ndarray, epsilon_bounds: tuple[float, float], grou
     kernel = (
         _kernels.ConstantKernel(1.0, _VARIANCE_BOUNDS)
         * TimeVaryingSE(
-            length_scale=np.ones(max(groups) + 1), length_scale_bounds=_LENGTH_SCALE_BOUNDS,
+            length_scale=np.full(max(groups) + 1, _LENGTH_SCALE_START), length_scale_bounds=_LENGTH_SCALE_BOUNDS,
             epsilon=min(max(0.1, lo), hi), epsilon_bounds=(lo, hi) if lo < hi else "fixed", groups=groups,
         )
         + _kernels.WhiteKernel(0.1, _NOISE_BOUNDS)
@@ -279,7 +283,7 @@ def _fit(X: np.ndarray, y: np.ndarray, epsilon_bounds: tuple[float, float], grou
 
 def _lbfgs(obj_func: Callable[..., Any], initial_theta: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, float]:
     res = _optimize.minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds,
-                             options={"maxiter": _FIT_MAXITER})
+                             options={"maxiter": _FIT_MAXITER, "ftol": _FIT_FTOL})
     return res.x, float(res.fun)
 
 
