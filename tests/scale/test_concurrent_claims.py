@@ -119,3 +119,41 @@ def test_claims_from_8_processes_on_sqlite_never_overlap(sqlite_url, tmp_path, s
 def test_claims_from_16_processes_on_postgres_never_overlap(postgres_url, tmp_path, seed):
     log, leases = _hammer_all(postgres_url, tmp_path, processes=16, population=10, seconds=3.0, lease_s=0.3, seed=seed)
     _check(log, leases)
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(strict=True, reason="claim_candidates locks every active member row FOR UPDATE until the claim commits")
+def test_a_claim_in_progress_does_not_hold_up_other_workers_writes(postgres_url, monkeypatch):
+    """While one worker claims, another must still renew (and commit on) the member it holds.
+
+    The claim is paused between its candidate SELECT and its UPDATE (where it
+    asks whether a lease's local owner is alive); meanwhile the holder of
+    member 0 renews its lease.
+    """
+    import threading
+
+    import poptrain.storage.store as store_mod
+
+    st = Storage(postgres_url)
+    exp = st.create_experiment("block", {}, [{"i": 0}, {"i": 1}])
+    held = st.claim(exp.id, "elsewhere:1:holder", lease_s=30)
+    assert held.member_id == 0
+    slow = threading.Event()
+    original = store_mod._local_and_dead
+
+    def paused(owner):
+        if threading.current_thread().name == "claimer":
+            slow.set()
+            time.sleep(1.0)
+        return original(owner)
+
+    monkeypatch.setattr(store_mod, "_local_and_dead", paused)
+    claimer = threading.Thread(target=lambda: st.claim(exp.id, "elsewhere:2:claimer", lease_s=30), name="claimer")
+    claimer.start()
+    assert slow.wait(5)
+    t0 = time.monotonic()
+    assert st.heartbeat(held, lease_s=30)
+    waited = time.monotonic() - t0
+    claimer.join()
+    st.close()
+    assert waited < 0.3, f"renewing a held lease waited {waited:.2f} s for another worker's claim"
