@@ -84,3 +84,18 @@ def climber_experiment(name: str = "climb", *, trainable=Climber, synchronous: b
 
 def rng_state(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=3)
+
+
+def row_at(rows: dict, segments: dict, segment: int, step: int) -> dict:
+    """The metrics of the step that produced the weights of ``segment`` at ``step``.
+
+    A segment that has not trained yet (its member copied a donor and was
+    copied on at once) holds its parent's weights, so walk up the lineage.
+    """
+    seg = segment
+    while (seg, step) not in rows:
+        parent = segments[seg]["parent"]
+        if parent is None:
+            raise KeyError((segment, step))
+        seg = parent
+    return rows[(seg, step)]

@@ -45,6 +45,5 @@ class WorkerJob:
             storage=RetryingStorage(self.storage_url, retry_s=self.storage_retry_s),
             checkpoints=CheckpointStore(self.checkpoints_url, **(self.checkpoint_options or {})),
             lease_s=self.lease_s,
-            trackers=self.trackers,
-            **kwargs,
+            **{"trackers": self.trackers, **kwargs},
         )

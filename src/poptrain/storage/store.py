@@ -312,7 +312,21 @@ class Storage:
         q = self._q
         gives_up = report.done or then != "keep"
         state = "done" if report.done else ("waiting" if then == "arrive" else None)
+        wants_exploit = exploit is not None and not report.done and exploit.donor != member_id
         with self._tx() as conn:
+            donor = None
+            if wants_exploit:
+                assert exploit is not None
+                # Lock both rows first, in id order: two members copying each
+                # other at once then queue instead of deadlocking.
+                locked = conn.execute(
+                    sa.select(M.c.member_id, M.c.segment_id, M.c.step, M.c.scores, M.c.ckpt_key, M.c.ckpt_sha,
+                              M.c.ckpt_size)
+                    .where(M.c.experiment_id == exp_id, M.c.member_id.in_([member_id, exploit.donor]))
+                    .order_by(M.c.member_id)
+                    .with_for_update()
+                ).all()
+                donor = next((r for r in locked if r.member_id == exploit.donor), None)
             row = conn.execute(
                 q.finish(state, gives_up),
                 dict(p_exp=exp_id, p_member=member_id, p_token=lease.token, p_step=report.step,
@@ -345,19 +359,13 @@ class Storage:
                 obs["score_end"] = _finite_or_none(obs.get("score_end"))
                 conn.execute(sa.insert(schema.observations).values(experiment_id=exp_id, **obs))
             exploited = None
-            if exploit is not None and not report.done and exploit.donor != member_id:
-                rows = {
-                    r.member_id: r
-                    for r in conn.execute(
-                        sa.select(M).where(M.c.experiment_id == exp_id, M.c.member_id.in_([member_id, exploit.donor]))
-                    ).all()
-                }
-                donor = rows.get(exploit.donor)
-                if donor is not None and donor.ckpt_key is not None:
-                    self._exploit(conn, exp_id, rows[member_id], donor, exploit.config)
-                    exploited = self._member(
-                        conn.execute(sa.select(M).where(M.c.experiment_id == exp_id, M.c.member_id == member_id)).one()
-                    )
+            if wants_exploit and donor is not None and donor.ckpt_key is not None:
+                assert exploit is not None
+                me = _Row(member_id=member_id, segment_id=seg, step=report.step, config=lease.member.config)
+                self._exploit(conn, exp_id, me, donor, exploit.config)
+                exploited = self._member(
+                    conn.execute(sa.select(M).where(M.c.experiment_id == exp_id, M.c.member_id == member_id)).one()
+                )
             if gives_up:
                 outcome = "done" if report.done else ("barrier" if then == "arrive" else "released")
                 conn.execute(q.lease_closed, {"p_token": lease.token, "p_outcome": outcome})
@@ -428,7 +436,9 @@ class Storage:
             rows = {
                 r.member_id: r
                 for r in conn.execute(
-                    sa.select(M).where(M.c.experiment_id == lease.experiment_id, M.c.member_id.in_([lease.member_id, order.donor]))
+                    sa.select(M)
+                    .where(M.c.experiment_id == lease.experiment_id, M.c.member_id.in_([lease.member_id, order.donor]))
+                    .with_for_update()
                 ).all()
             }
             me, donor = rows.get(lease.member_id), rows.get(order.donor)
@@ -443,6 +453,11 @@ class Storage:
         return Lease(lease.experiment_id, self._member(row), lease.token, lease.worker)
 
     def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any]) -> None:
+        # The caller read ``donor`` FOR UPDATE: on PostgreSQL (read committed)
+        # a donor's commit that replaces its checkpoint and garbage-collects
+        # the old one either finishes first (we copy the new key) or waits for
+        # us (its GC then sees our reference), so the key copied here is never
+        # deleted under us. SQLite serialises writers anyway.
         now = conn.execute(sa.select(self._now)).scalar_one()
         conn.execute(sa.update(schema.segments).where(schema.segments.c.id == me.segment_id).values(end_step=me.step))
         seg = conn.execute(
@@ -492,7 +507,7 @@ class Storage:
             with self._tx() as conn:
                 rows = {
                     r.member_id: r
-                    for r in conn.execute(sa.select(M).where(M.c.experiment_id == experiment_id)).all()
+                    for r in conn.execute(sa.select(M).where(M.c.experiment_id == experiment_id).with_for_update()).all()
                 }
                 live = [r for r in rows.values() if r.state in ("active", "waiting")]
                 if any(r.state != "waiting" for r in live):
@@ -662,6 +677,14 @@ class Storage:
         if keys:
             conn.execute(sa.delete(C).where(C.c.experiment_id == experiment_id, C.c.key.in_(keys)))
         return keys
+
+
+@dataclass(frozen=True)
+class _Row:
+    member_id: int
+    segment_id: int
+    step: int
+    config: Any
 
 
 def _finite_or_none(x: Any) -> float | None:
