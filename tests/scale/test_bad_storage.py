@@ -90,6 +90,8 @@ def test_worker_rides_out_a_database_outage_and_keeps_its_progress(postgres_url,
     made = H.cli("run", exp_file, "--storage", postgres_url, "--checkpoints", str(tmp_path / "ck"), "--workers", "0")
     assert made.returncode == 0, made.stderr
     real = make_url(postgres_url)
+    assert real.password and real.password not in made.stdout + made.stderr
+    assert f"{real.username}:***@" in made.stdout
     proxy = H.Proxy(real.port)
     via_proxy = real.set(port=proxy.port).render_as_string(hide_password=False)
     worker = subprocess.Popen(

@@ -72,7 +72,9 @@ def run_file(args: argparse.Namespace) -> int:
         checkpoint_options=parse_options(args.checkpoint_options) or None,
     )
     if args.workers == 0:
-        print(f"experiment {exp.name!r} is ready in {res and args.storage}; start workers with: "
+        from poptrain.storage import mask_url
+
+        print(f"experiment {exp.name!r} is ready in {mask_url(args.storage)}; start workers with: "
               f"poptrain worker --storage URL --name {exp.name}")
         return 0
     print_best(res)
