@@ -59,6 +59,7 @@ def run(
     progress: bool | Callable[[dict[str, Any]], None] = False,
     checkpoint_options: dict[str, Any] | None = None,
     trackers: Sequence[Any] = (),
+    keep_all_checkpoints: bool = False,
 ) -> Result:
     """Run (or resume) ``experiment`` until every member has trained ``budget`` steps.
 
@@ -74,6 +75,8 @@ def run(
         progress: True for a terminal progress display, or a callback receiving progress dicts.
         checkpoint_options: fsspec options for the checkpoint filesystem (e.g.
             ``{"client_kwargs": {"endpoint_url": ...}}``); never stored.
+        keep_all_checkpoints: keep every checkpoint (for later replay from any
+            point) instead of only each member's latest and the best.
         trackers: objects with ``on_step``, ``on_exploit`` and ``close`` (e.g.
             :class:`poptrain.reporting.trackers.TensorBoardTracker`), copied into every worker.
 
@@ -99,7 +102,7 @@ def run(
         job = WorkerJob(
             storage_url=storage, checkpoints_url=ckpt_url, experiment_id=record.id, spec=record.spec,
             lease_s=lease_s, experiment=experiment, checkpoint_options=checkpoint_options,
-            trackers=tuple(trackers),
+            trackers=tuple(trackers), keep_all_checkpoints=keep_all_checkpoints,
         )
         ex = get_executor(executor) if isinstance(executor, str) else executor
         reporter = _progress_reporter(st, record.id, experiment, progress)
@@ -110,9 +113,27 @@ def run(
                 reporter.close()
         if st.is_finished(record.id):
             st.set_experiment_status(record.id, "done")
+            if not keep_all_checkpoints:
+                sweep_checkpoints(st, record.id, experiment.name, CheckpointStore(ckpt_url, **(checkpoint_options or {})))
         return load_result(st, experiment.name)
     finally:
         st.close()
+
+
+def sweep_checkpoints(st: Storage, experiment_id: int, name: str, store: CheckpointStore) -> list[str]:
+    """Delete the finished experiment's checkpoint files that storage no longer records.
+
+    Workers forget checkpoints as they go; this catches files whose record
+    never committed (a worker that lost its lease, or died between writing a
+    checkpoint and reporting it).
+    """
+    keep = {c["key"] for c in st.checkpoint_records(experiment_id)}
+    keep |= {m.checkpoint.key for m in st.members(experiment_id) if m.checkpoint is not None}
+    try:
+        return store.collect_garbage(name, keep=keep)
+    except Exception as exc:  # noqa: BLE001 - leftover files are not worth failing a finished run
+        log.warning("could not sweep checkpoints of %r: %s", name, exc)
+        return []
 
 
 def _progress_reporter(st: Storage, exp_id: int, experiment: Experiment, progress: Any) -> Any:

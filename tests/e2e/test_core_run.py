@@ -97,6 +97,16 @@ def test_local_processes_population_larger_than_workers(tmp_path):
     exp = T.climber_experiment(population=8, budget=16)
     res = _run(exp, tmp_path, workers=2, executor="local")
     check_invariants(res, exp.space, 16)
+    # garbage collected: the files left are exactly the checkpoints storage records,
+    # each member's latest among them
+    from poptrain.checkpoints import CheckpointStore
+    from poptrain.storage import Storage
+
+    st = Storage(f"sqlite:///{tmp_path}/p.db")
+    records = {c["key"] for c in st.checkpoint_records(1)}
+    assert set(CheckpointStore(str(tmp_path / "ck")).keys("climb")) == records
+    assert {m.checkpoint.key for m in st.members(1)} <= records
+    assert len(records) <= 8 + 1
     assert len({h["member"] for h in res.history}) == 8
 
 

@@ -122,15 +122,14 @@ def test_claims_from_16_processes_on_postgres_never_overlap(postgres_url, tmp_pa
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="claim_candidates locks every active member row FOR UPDATE until the claim commits")
 def test_a_claim_in_progress_does_not_hold_up_other_workers_writes(postgres_url, monkeypatch):
     """While one worker claims, another must still renew (and commit on) the member it holds.
 
     The claim is paused between its candidate SELECT and its UPDATE (where it
-    asks whether a lease's local owner is alive); meanwhile the holder of
-    member 0 renews its lease.
+    draws the new lease token); meanwhile the holder of member 0 renews its lease.
     """
     import threading
+    import uuid as real_uuid
 
     import poptrain.storage.store as store_mod
 
@@ -139,15 +138,16 @@ def test_a_claim_in_progress_does_not_hold_up_other_workers_writes(postgres_url,
     held = st.claim(exp.id, "elsewhere:1:holder", lease_s=30)
     assert held.member_id == 0
     slow = threading.Event()
-    original = store_mod._local_and_dead
 
-    def paused(owner):
-        if threading.current_thread().name == "claimer":
-            slow.set()
-            time.sleep(1.0)
-        return original(owner)
+    class PausingUUID:
+        @staticmethod
+        def uuid4():
+            if threading.current_thread().name == "claimer":
+                slow.set()
+                time.sleep(1.0)
+            return real_uuid.uuid4()
 
-    monkeypatch.setattr(store_mod, "_local_and_dead", paused)
+    monkeypatch.setattr(store_mod, "uuid", PausingUUID)
     claimer = threading.Thread(target=lambda: st.claim(exp.id, "elsewhere:2:claimer", lease_s=30), name="claimer")
     claimer.start()
     assert slow.wait(5)

@@ -26,7 +26,6 @@ class Gated(T.Walker):
         return super().step()
 
 
-@pytest.mark.xfail(strict=True, reason="Worker._lost deletes the checkpoint key it saved, which the new owner may have committed")
 def test_silent_worker_back_after_takeover_leaves_the_new_owners_checkpoint(storage_url, tmp_path):
     """Training is deterministic, so the silent worker saves the very checkpoint (same key) that
     the worker which took over committed; dropping its own refused interval must not delete it."""

@@ -24,6 +24,7 @@ class WorkerJob:
     experiment: Experiment | None = None
     checkpoint_options: dict[str, Any] | None = None
     trackers: tuple[Any, ...] = ()
+    keep_all_checkpoints: bool = False
     # How long a worker waits for an unreachable database (a restart, a network cut) before it gives up.
     storage_retry_s: float = 60.0
 
@@ -45,5 +46,5 @@ class WorkerJob:
             storage=RetryingStorage(self.storage_url, retry_s=self.storage_retry_s),
             checkpoints=CheckpointStore(self.checkpoints_url, **(self.checkpoint_options or {})),
             lease_s=self.lease_s,
-            **{"trackers": self.trackers, **kwargs},
+            **{"trackers": self.trackers, "keep_all_checkpoints": self.keep_all_checkpoints, **kwargs},
         )

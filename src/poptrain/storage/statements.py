@@ -23,15 +23,30 @@ class Statements:
         self.pg = postgres
 
     @cached_property
-    def claim_candidates(self) -> sa.Select:
+    def claim_free(self) -> sa.Select:
+        """The free member furthest behind; among equals, one the worker holds in memory."""
+        preferred = sa.case((M.c.member_id.in_(b("p_prefer", expanding=True)), 0), else_=1)
         q = (
-            sa.select(M.c.member_id, M.c.step, M.c.lease_token, M.c.lease_owner, M.c.lease_expires, self.now.label("now"))
-            .where(M.c.experiment_id == b("p_exp"), M.c.state == "active")
+            sa.select(M.c.member_id, M.c.step, M.c.lease_token, self.now.label("now"))
+            .where(M.c.experiment_id == b("p_exp"), M.c.state == "active",
+                   sa.or_(M.c.lease_token.is_(None), M.c.lease_expires < self.now))
+            .order_by(M.c.step, preferred, M.c.member_id)
+            .limit(1)
+        )
+        # PostgreSQL: only the one row picked is locked, and a row another
+        # worker is claiming right now is skipped, never waited for; rows
+        # other workers hold are not touched at all.
+        return q.with_for_update(of=M, skip_locked=True) if self.pg else q
+
+    @cached_property
+    def claim_held_here(self) -> sa.Select:
+        """Live leases held by processes of one host (to find the dead ones)."""
+        return (
+            sa.select(M.c.member_id, M.c.step, M.c.lease_token, M.c.lease_owner, self.now.label("now"))
+            .where(M.c.experiment_id == b("p_exp"), M.c.state == "active", M.c.lease_token.is_not(None),
+                   M.c.lease_owner.like(b("p_host")))
             .order_by(M.c.step, M.c.member_id)
         )
-        # PostgreSQL: rows another worker is claiming right now are skipped,
-        # never waited for.
-        return q.with_for_update(of=M, skip_locked=True) if self.pg else q
 
     def _claim(self, takeover: bool) -> sa.Update:
         cond = M.c.lease_token == b("p_old") if takeover else M.c.lease_token.is_(None)
@@ -43,7 +58,7 @@ class Statements:
         )
 
     @cached_property
-    def claim_free(self) -> sa.Update:
+    def claim_unleased(self) -> sa.Update:
         return self._claim(False)
 
     @cached_property

@@ -221,29 +221,29 @@ class Storage:
         """Lease the unfinished, unleased member that is furthest behind, or None.
 
         Among members at the same step, ``prefer`` (members whose state the
-        worker still holds in memory) wins, which saves a checkpoint read.
+        worker still holds in memory) wins, which saves a checkpoint read. A
+        member whose lease expired counts as unleased.
         """
         with self._tx() as conn:
             return self._claim_in(conn, experiment_id, worker, lease_s, prefer)
 
     def _claim_in(self, conn: sa.Connection, experiment_id: int, worker: str, lease_s: float,
                   prefer: Iterable[int]) -> Lease | None:
-        prefer = set(prefer)
         q = self._q
-        rows = conn.execute(q.claim_candidates, {"p_exp": experiment_id}).all()
-        if not rows:
-            return None
-        now = float(rows[0].now)
-        free = [r for r in rows if r.lease_token is None or (r.lease_expires or 0) < now or _local_and_dead(r.lease_owner)]
-        if not free:
-            return None
-        low = free[0].step
-        same = [r for r in free if r.step == low]
-        pick = next((r for r in same if r.member_id in prefer), same[0])
+        pick = conn.execute(q.claim_free, {"p_exp": experiment_id, "p_prefer": list(prefer)}).first()
+        if pick is None:
+            # Nothing free: a lease held by a dead process of this host need
+            # not wait for its expiry (a restarted driver resumes at once).
+            held = conn.execute(q.claim_held_here, {"p_exp": experiment_id, "p_host": _HOST + ":%"}).all()
+            pick = next((r for r in held if _local_and_dead(r.lease_owner)), None)
+            if pick is None:
+                return None
+        now = float(pick.now)
         token = uuid.uuid4().hex
         params = dict(p_exp=experiment_id, p_member=pick.member_id, p_token=token, p_owner=worker,
                       p_expires=now + lease_s, p_now=now, p_old=pick.lease_token)
-        stmt = q.claim_free if pick.lease_token is None else q.claim_takeover
+        # Compare-and-set on the token seen: a lease renewed or taken meanwhile wins.
+        stmt = q.claim_unleased if pick.lease_token is None else q.claim_takeover
         row = conn.execute(stmt, params).first()
         if row is None:
             return None

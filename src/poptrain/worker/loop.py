@@ -57,6 +57,7 @@ class Worker:
     name: str = field(default_factory=worker_name)
     trackers: Sequence[Any] = ()
     should_stop: Callable[[], bool] = lambda: False
+    keep_all_checkpoints: bool = False
     stats: WorkerStats = field(default_factory=WorkerStats)
 
     def __post_init__(self) -> None:
@@ -167,7 +168,8 @@ class Worker:
         if not self.should_stop():
             claim_next = (self.name, self.lease_s, [*self._cached_ids(), m.member_id])
         result = self.storage.finish_interval(
-            lease, report, then=then, exploit=order, collect_for_mode=exp.mode, claim_next=claim_next
+            lease, report, then=then, exploit=order, claim_next=claim_next,
+            collect_for_mode=None if self.keep_all_checkpoints else exp.mode,
         )
         if not result.ok:
             self._lost(lease, ref.key)
@@ -253,9 +255,11 @@ class Worker:
     def _lost(self, lease: Lease, key: str) -> None:
         # Another worker owns the member now; what this one trained since the
         # last checkpoint is dropped, never recorded twice.
+        # Its checkpoint file stays: deterministic training can give the new
+        # owner the very same content-addressed key. Unreferenced files are
+        # swept when the experiment finishes.
         self.stats.lost_leases += 1
         self._cache.pop(lease.member_id, None)
-        self._deleter.delete([key])
         log.warning("lease on member %s was lost; its last interval is discarded", lease.member_id)
 
     def _notify_exploit(self, old: MemberRecord, step: int, new: MemberRecord, donor: int) -> None:
