@@ -31,7 +31,7 @@ def _hammer(url: str, exp_id: int, population: int, seed: int, until: float, lea
         st = Storage(url)
         name = worker_name()
         rng = random.Random(seed)
-        log = []
+        log, claims = [], 0
         while time.time() < until:
             prefer = rng.sample(range(population), rng.randint(0, 2))
             lease = st.claim(exp_id, name, lease_s=lease_s, prefer=prefer)
@@ -41,7 +41,8 @@ def _hammer(url: str, exp_id: int, population: int, seed: int, until: float, lea
                 continue
             assert lease.member.state == "active"
             time.sleep(rng.choice([0.0, 0.0, rng.uniform(0, 0.015)]))
-            if rng.random() < 0.05:
+            claims += 1
+            if claims == 2 or rng.random() < 0.05:  # every process crashes out of at least one lease
                 log.append(dict(member=lease.member_id, token=lease.token, start=got, end=None, how="abandoned"))
                 continue
             ok = st.heartbeat(lease, lease_s=lease_s)
@@ -101,7 +102,7 @@ def _check(log, leases) -> dict:
         if le["outcome"] == "taken_over":  # only a lease its holder abandoned or overran is ever taken
             assert how.get(le["token"]) in ("abandoned", "lost", None), le
     counts = collections.Counter(e["how"] for e in log)
-    assert counts["held"] > 50 and counts["abandoned"] > 0, counts
+    assert counts["held"] > 20 and counts["abandoned"] > 0, counts
     assert any(le["outcome"] == "taken_over" for le in leases), "no abandoned lease expired and was taken over"
     return dict(counts)
 

@@ -59,7 +59,7 @@ def test_ray_workers_train_the_population_with_their_resources(ray_cluster, tmp_
 def test_ray_worker_killed_mid_run_is_replaced_and_its_member_taken_over(ray_cluster, tmp_path):
     from poptrain.executors.ray import RayExecutor
 
-    exp = _experiment(tmp_path, "raykill", population=4, budget=24, interval=4)
+    exp = _experiment(tmp_path, "raykill", population=4, budget=40, interval=4)
     url = f"sqlite:///{tmp_path}/p.db"
     ex = RayExecutor(num_cpus=1, poll_s=0.1)
     victims: list[int] = []
@@ -83,7 +83,7 @@ def test_ray_worker_killed_mid_run_is_replaced_and_its_member_taken_over(ray_clu
     assert res.status == "done"
     st = Storage(url)
     exp_id = st.get_experiment("raykill").id
-    rows = H.check_budget_and_history(st, exp_id, 24)
+    rows = H.check_budget_and_history(st, exp_id, 40)
     H.check_leases(st, exp_id, rows, interval=4)
     taken = [le for le in st.leases(exp_id) if le["outcome"] == "taken_over"]
     assert taken and all(H.pid_of(le["worker"]) in victims for le in taken)
