@@ -4,7 +4,8 @@ Runs every task of ``bench/tasks`` (toy quadratic, digits MLP, CartPole PPO)
 with every strategy, several seeds each, through the real path:
 ``poptrain.run(..., executor="inline")`` on a fresh SQLite file and checkpoint
 folder per run. Every strategy trains the same number of steps per member,
-so the compute (member-steps) is the same.
+so the compute (member-steps) is the same. The PBT strategies decide in
+generations (``synchronous=True``), every ``interval`` steps.
 
 Strategies:
     random      independent members from sampled configs, never exploit
@@ -59,19 +60,19 @@ LABELS = {"random": "random search", "pbt": "PBT truncation+perturb", "tournamen
 
 
 def strategy(name: str, task: Task) -> PBT:
-    truncation = Truncation(task.selection_fraction)
     if name == "random":
         # Ready points beyond the budget: every member trains alone.
         return PBT(interval=10**9)
-    if name == "pbt":
-        return PBT(interval=task.interval, selection=truncation, explore=Perturb())
-    if name == "tournament":
-        return PBT(interval=task.interval, selection=Tournament(), explore=Perturb())
-    if name == "pb2":
-        return PBT(interval=task.interval, selection=truncation, explore=PB2())
-    if name == "guarded":
-        return PBT(interval=task.interval, selection=truncation, explore=DiversityGuard(Perturb(), min_distance=0.05))
-    raise ValueError(f"unknown strategy {name!r}; known: {STRATEGIES}")
+    explores = {"pbt": Perturb(), "tournament": Perturb(), "pb2": PB2(),
+                "guarded": DiversityGuard(Perturb(), min_distance=0.05)}
+    if name not in explores:
+        raise ValueError(f"unknown strategy {name!r}; known: {STRATEGIES}")
+    selection = Tournament() if name == "tournament" else Truncation(task.selection_fraction)
+    # Generations (synchronous mode). With one worker the members advance in
+    # lockstep either way, and asynchronous mode can livelock there: a member
+    # that copies a donor still at an earlier step is claimed again first,
+    # can copy the same donor again, and the donor never trains.
+    return PBT(interval=task.interval, selection=selection, explore=explores[name], synchronous=True)
 
 
 class _Counter(logging.Handler):
@@ -116,7 +117,8 @@ def run_one(task: Task, name: str, population: int, seed: int, budget: int) -> d
         curve.append([population * step, sign * best])
         if reached is None and best >= sign * task.target:
             reached = population * step
-    div = diversity_over_time(result)
+    grid = sorted(set(range(task.interval, budget + 1, task.interval)) | {budget})
+    div = diversity_over_time(result, steps=grid)
     final_spread = [v[-1] for v in div["spread"].values() if v and v[-1] is not None]
     return {
         "task": task.name, "strategy": name, "population": population, "seed": seed, "budget": budget,

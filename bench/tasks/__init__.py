@@ -93,7 +93,9 @@ TASKS: dict[str, Task] = {
         metric="Q", mode="max", interval=4, budget=200, quick_budget=200, populations=(2,), target=1.19,
         seeds=10, quick_seeds=3, initial_configs=_toy_initial, selection_fraction=0.5,
         notes="Both members start from the paper's h = (1, 0) and (0, 1), so 'random search' here is the "
-              "paper's no-exploit baseline (members train alone from those configs).",
+              "paper's no-exploit baseline (members train alone from those configs). The two start configs are "
+              "mirror images and give exactly equal scores, so binary tournament selection (which copies only a "
+              "strictly better member) never exploits; truncation breaks the tie by member id.",
     ),
     "digits": Task(
         name="digits", title="Digits MLP (validation accuracy, 40 epochs)", trainable=_digits_trainable,

@@ -161,6 +161,9 @@ def test_guard_serialises_and_forwards_the_data_window():
     assert guard.observations_needed == 0
     pb2 = pytest.importorskip("poptrain.algorithms.pb2")
     assert DiversityGuard(pb2.PB2(window=50)).observations_needed == 50
+    guard.check_space(Space({"k": 1}))  # perturb can explore any space: nothing to check
+    with pytest.raises(ConfigError, match="at least one tunable dimension"):
+        DiversityGuard(pb2.PB2()).check_space(Space({"k": 1}))
 
 
 @pytest.mark.parametrize("kwargs, name", [

@@ -135,6 +135,12 @@ class DiversityGuard(Explore):
         """What the wrapped explore needs (PB2's data window), so the worker passes it through."""
         return int(getattr(self.explore, "observations_needed", 0) or 0)
 
+    def check_space(self, space: Space) -> None:
+        """The wrapped explore's check of the space (PB2's), if it has one."""
+        check = getattr(self.explore, "check_space", None)
+        if check is not None:
+            check(space)
+
     def __call__(self, config, *, space, rng, population, member_id):  # type: ignore[no-untyped-def]
         choice = _choice_mask(space)
         others = []
