@@ -71,6 +71,12 @@ class RayExecutor:
 
     Only the workers this executor started are waited for; a Ray instance it
     started is shut down when the run ends.
+
+    Attributes:
+        results: after ``run``, one dict per worker task that ended on its own:
+            worker name, host, pid, Ray node id, the resources Ray assigned it
+            and its :class:`~poptrain.worker.WorkerStats` as a dict.
+        restarts: how many lost worker tasks ``run`` started again.
     """
 
     name = "ray"
