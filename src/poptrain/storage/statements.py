@@ -136,5 +136,12 @@ class Statements:
         return out
 
     @cached_property
+    def decision_view(self) -> sa.Select:
+        """What a decision reads of every member (no error texts, no lease columns)."""
+        cols = [M.c.member_id, M.c.state, M.c.step, M.c.config, M.c.segment_id, M.c.scores, M.c.ckpt_key,
+                M.c.ckpt_sha, M.c.ckpt_size, M.c.failures]
+        return sa.select(*cols).where(M.c.experiment_id == b("p_exp")).order_by(M.c.member_id)
+
+    @cached_property
     def members_of(self) -> sa.Select:
         return sa.select(M).where(M.c.experiment_id == b("p_exp")).order_by(M.c.member_id)

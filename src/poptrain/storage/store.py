@@ -156,8 +156,8 @@ class Storage:
             scores=codec.dec_scores(row.scores),
             checkpoint=ck,
             failures=row.failures or 0,
-            error=row.error,
-            lease_owner=row.lease_owner,
+            error=getattr(row, "error", None),
+            lease_owner=getattr(row, "lease_owner", None),
         )
 
     # -- experiments -----------------------------------------------------
@@ -410,9 +410,10 @@ class Storage:
             return state
 
     # -- decisions -------------------------------------------------------
-    def snapshot(self, experiment_id: int, *, observations: int = 0) -> Snapshot:
+    def snapshot(self, experiment_id: int, *, observations: int = 0, full: bool = False) -> Snapshot:
+        """Every member (and the latest ``observations``); ``full`` adds error texts and lease owners."""
         with self._read() as conn:
-            rows = conn.execute(self._q.members_of, {"p_exp": experiment_id}).all()
+            rows = conn.execute(self._q.members_of if full else self._q.decision_view, {"p_exp": experiment_id}).all()
             obs: list[dict[str, Any]] = []
             if observations:
                 O = schema.observations
@@ -606,7 +607,7 @@ class Storage:
         return n == 0
 
     def members(self, experiment_id: int) -> list[MemberRecord]:
-        return self.snapshot(experiment_id).members
+        return self.snapshot(experiment_id, full=True).members
 
     def history(self, experiment_id: int, *, since_step: int | None = None) -> list[dict[str, Any]]:
         H = schema.history
