@@ -114,7 +114,7 @@ def run(
         if st.is_finished(record.id):
             st.set_experiment_status(record.id, "done")
             if not keep_all_checkpoints:
-                sweep_checkpoints(st, record.id, experiment.name, CheckpointStore(ckpt_url, **(checkpoint_options or {})))
+                sweep_checkpoints(st, record.id, experiment.checkpoint_prefix, CheckpointStore(ckpt_url, **(checkpoint_options or {})))
         return load_result(st, experiment.name)
     finally:
         st.close()

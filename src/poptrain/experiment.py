@@ -88,6 +88,11 @@ class Experiment:
                 except SpaceError as exc:
                     raise ConfigError(f"initial config of member {i}: {exc}") from None
 
+    @property
+    def checkpoint_prefix(self) -> str:
+        """The experiment's folder under the checkpoint URL: the name, made safe for any filesystem."""
+        return checkpoint_prefix(self.name)
+
     def initial_member_configs(self) -> list[dict[str, Any]]:
         if self.initial_configs is not None:
             return [dict(c) for c in self.initial_configs]
@@ -109,6 +114,24 @@ class Experiment:
             "scores_kept": self.scores_kept,
             "initial_configs": None if self.initial_configs is None else [dict(c) for c in self.initial_configs],
         }
+
+
+def checkpoint_prefix(name: str) -> str:
+    """``name`` with anything but letters, digits, ``.``, ``_`` and ``-`` replaced, plus a short hash when changed.
+
+    Example:
+        >>> checkpoint_prefix("digits")
+        'digits'
+        >>> checkpoint_prefix("no exploit/explore")
+        'no_exploit_explore-f811f9cb'
+    """
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".") or "experiment"
+    if safe == name:
+        return name
+    return f"{safe[:80]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 # Keys whose change makes a stored experiment a different experiment.

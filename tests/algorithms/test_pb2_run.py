@@ -78,8 +78,11 @@ def test_quadratic_with_pb2_reaches_the_optimum(tmp_path, proposals):
     result = pt.run(experiment, storage=f"sqlite:///{tmp_path}/q.db", checkpoints=str(tmp_path / "ckpt"),
                     executor="inline")
     assert result.status == "done"
-    assert len(proposals) > 10
-    assert len(result.lineage) > 10
+    # async with two members: only the member that arrives second at a ready
+    # point can copy (weights never go back in time), so about half the ready
+    # points are decisions
+    assert len(proposals) >= 5
+    assert len(result.lineage) >= 5
     assert result.best["score"] >= 1.19
     space = Space({"h0": Float(0.0, 1.0), "h1": Float(0.0, 1.0)})
     for event in result.lineage:

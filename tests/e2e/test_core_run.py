@@ -40,6 +40,9 @@ def check_invariants(res, space: Space, budget: int) -> None:
         space.validate(s["config"])
     for m in res.members:
         assert m["state"] == "done" and m["step"] == budget
+    # a member's weights never go back in time, so no member trains more than its budget
+    per_member = collections.Counter(h["member"] for h in res.history)
+    assert max(per_member.values()) <= budget
     for e in res.lineage:
         assert e["member"] != e["donor"]
 

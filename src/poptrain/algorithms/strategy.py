@@ -94,6 +94,11 @@ class PBT(Component):
             why = "burn-in" if self.is_ready(member.step) else "not a ready step"
             return Continue(reason=f"{why} (step {member.step}, interval {self.interval}, burn-in {self.burn_in})")
         order = ranked(population, self.scorer)
+        # A member behind this one still ranks, but cannot give it weights:
+        # copying older weights would send the member back in time, and in
+        # async mode two members could then trade places forever without
+        # the population ever reaching its budget.
+        population = _behind_are_not_donors(population, member.step)
         donor_id = self.selection.select(member_id, population, self.scorer, rng)  # type: ignore[union-attr]
         if donor_id is None:
             return Continue(reason=f"kept: {self._describe(member, order)}")
@@ -191,3 +196,10 @@ class PBT(Component):
 
 
 register_strategy("pbt", PBT)
+
+
+def _behind_are_not_donors(population: PopulationView, step: int) -> PopulationView:
+    if all(m.step >= step or not m.has_checkpoint for m in population.members):
+        return population
+    members = [m if m.step >= step else dataclasses.replace(m, has_checkpoint=False) for m in population.members]
+    return dataclasses.replace(population, members=members)

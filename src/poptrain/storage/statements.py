@@ -26,11 +26,16 @@ class Statements:
     def claim_free(self) -> sa.Select:
         """The free member furthest behind; among equals, one the worker holds in memory."""
         preferred = sa.case((M.c.member_id.in_(b("p_prefer", expanding=True)), 0), else_=1)
+        # Among members at one step, the order turns with the step: the member
+        # that arrives first at a ready point finds the others behind it and
+        # cannot copy them (weights never go back in time), so a fixed order
+        # would keep the same member from ever exploiting.
+        turn = (sa.cast(M.c.member_id, sa.BigInteger) * 40503 + sa.cast(M.c.step, sa.BigInteger) * 7919) % 65521
         q = (
             sa.select(M.c.member_id, M.c.step, M.c.lease_token, self.now.label("now"))
             .where(M.c.experiment_id == b("p_exp"), M.c.state == "active",
                    sa.or_(M.c.lease_token.is_(None), M.c.lease_expires < self.now))
-            .order_by(M.c.step, preferred, M.c.member_id)
+            .order_by(M.c.step, preferred, turn, M.c.member_id)
             .limit(1)
         )
         # PostgreSQL: only the one row picked is locked, and a row another

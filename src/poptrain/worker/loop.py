@@ -120,7 +120,7 @@ class Worker:
             for step in range(m.step + 1, target + 1):
                 rows.append((step, check_metrics(obj.step(), exp.metric, member=m.member_id, step=step)))
             self.stats.step_seconds += time.perf_counter() - t0
-            ref = self.checkpoints.save(obj.state_dict(), experiment=exp.name, member=m.member_id, step=target)
+            ref = self.checkpoints.save(obj.state_dict(), experiment=exp.checkpoint_prefix, member=m.member_id, step=target)
         except TrainableError:
             self._cache.pop(m.member_id, None)
             self.storage.release(lease, outcome="error")
