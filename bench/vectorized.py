@@ -40,6 +40,7 @@ from poptrain.space import Float
 from poptrain.vectorized import SGD, train_population
 
 BATCH_SIZE = 64
+ARM_TIMEOUT_S = 600
 INTERVAL = 4
 SPACE = {
     "lr": Float(1e-4, 1.0, log=True),
@@ -169,7 +170,12 @@ def in_fresh_process(arm: str, population: int, epochs: int, device: str = "cpu"
     """Run one arm in a new interpreter, so timings and peak memory do not mix."""
     cmd = [sys.executable, os.path.abspath(__file__), "--arm", arm, "--population", str(population),
            "--epochs", str(epochs), "--device", device, "--workers", str(workers), "--threads", str(threads)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    try:
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=ARM_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"population": population, "error": f"no result within {ARM_TIMEOUT_S} s", "member_epochs_per_s": 0.0}
+    except subprocess.CalledProcessError as exc:
+        return {"population": population, "error": (exc.stderr or str(exc))[-400:], "member_epochs_per_s": 0.0}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -212,9 +218,10 @@ def main() -> None:
         proc_runs.append(in_fresh_process("processes", 32, epochs, workers=2))
     vec = max(vec_runs, key=lambda r: r["member_epochs_per_s"])
     proc = max(proc_runs, key=lambda r: r["member_epochs_per_s"])
-    vec["seconds_all_runs"] = {t: [r["seconds"] for r in vec_runs if r["torch_threads"] == t] for t in thread_counts}
-    proc["seconds_all_runs"] = [r["seconds"] for r in proc_runs]
-    scaling = [in_fresh_process("vectorized", n, epochs, threads=vec["torch_threads"])
+    vec["seconds_all_runs"] = {t: [r.get("seconds") for r in vec_runs if r.get("torch_threads") == t]
+                               for t in thread_counts}
+    proc["seconds_all_runs"] = [r.get("seconds", r.get("error")) for r in proc_runs]
+    scaling = [in_fresh_process("vectorized", n, epochs, threads=vec.get("torch_threads", 1))
                for n in ((128,) if args.quick else (128, 512))]
     print(json.dumps({
         "benchmark": "vectorized",
@@ -225,7 +232,8 @@ def main() -> None:
         "repeat": repeat,
         "member_epochs_per_s_vectorized": vec["member_epochs_per_s"],
         "member_epochs_per_s_processes": proc["member_epochs_per_s"],
-        "speedup": round(vec["member_epochs_per_s"] / proc["member_epochs_per_s"], 2),
+        "speedup": (round(vec["member_epochs_per_s"] / proc["member_epochs_per_s"], 2)
+                    if proc["member_epochs_per_s"] else None),
         "vectorized": vec,
         "processes": {**proc, "executor": "local"},
         "scaling": scaling,
