@@ -48,3 +48,14 @@ class WorkerJob:
             lease_s=self.lease_s,
             **{"trackers": self.trackers, "keep_all_checkpoints": self.keep_all_checkpoints, **kwargs},
         )
+
+
+def experiment_finished(job: WorkerJob) -> bool:
+    """Whether every member of the job's experiment is done or failed (executors ask before restarting a worker)."""
+    from poptrain.storage.retry import RetryingStorage
+
+    st = RetryingStorage(job.storage_url, retry_s=job.storage_retry_s)
+    try:
+        return st.is_finished(job.experiment_id)
+    finally:
+        st.close()

@@ -12,7 +12,7 @@ import traceback
 from typing import Any, Callable
 
 from poptrain.errors import PoptrainError, TrainableError
-from poptrain.executors.job import WorkerJob
+from poptrain.executors.job import WorkerJob, experiment_finished
 
 
 class WorkerProcessError(PoptrainError):
@@ -96,7 +96,7 @@ class LocalExecutor:
                 for p in finished:
                     p.join()
                     procs.remove(p)
-                    if p.exitcode not in (0, 3, 4) and self.restart_crashed and not self._experiment_finished(job):
+                    if p.exitcode not in (0, 3, 4) and self.restart_crashed and not experiment_finished(job):
                         procs.append(self._start(ctx, job, errors))
                 if not procs:
                     break
@@ -120,13 +120,3 @@ class LocalExecutor:
         p = ctx.Process(target=_worker_main, args=(job, errors, os.getpid()), daemon=True)
         p.start()
         return p
-
-    @staticmethod
-    def _experiment_finished(job: WorkerJob) -> bool:
-        from poptrain.storage.retry import RetryingStorage
-
-        st = RetryingStorage(job.storage_url, retry_s=job.storage_retry_s)
-        try:
-            return st.is_finished(job.experiment_id)
-        finally:
-            st.close()

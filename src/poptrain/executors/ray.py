@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 from poptrain._optional import require
 from poptrain.errors import ConfigError, PoptrainError, TrainableError
-from poptrain.executors.job import WorkerJob
+from poptrain.executors.job import WorkerJob, experiment_finished
 from poptrain.executors.local import WorkerProcessError
 
 log = logging.getLogger("poptrain.executors")
@@ -130,7 +130,7 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.poll_s)
                 for ref in ready:
                     slot = pending.pop(ref)
-                    if self._finished(ray, ref) or _experiment_finished(job):
+                    if self._finished(ray, ref) or experiment_finished(job):
                         continue
                     if self.max_restarts is not None and self.restarts >= self.max_restarts:
                         raise WorkerProcessError(
@@ -189,13 +189,3 @@ class RayExecutor:
         except ray.exceptions.RayError as exc:  # worker or node died, object lost, out of memory
             log.warning("Ray worker task lost: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return False
-
-
-def _experiment_finished(job: WorkerJob) -> bool:
-    from poptrain.storage.retry import RetryingStorage
-
-    st = RetryingStorage(job.storage_url, retry_s=job.storage_retry_s)
-    try:
-        return st.is_finished(job.experiment_id)
-    finally:
-        st.close()
