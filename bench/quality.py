@@ -232,8 +232,8 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines = [f"# Quality benchmark ({meta['mode']} run)", ""]
     lines.append(f"{meta['note']}  ")
-    lines.append(f"Seeds: {meta['seeds']}. Wall time of the whole run: {meta['wall_s'] / 60:.1f} min on "
-                 f"{meta['machine']}.")
+    lines.append(f"Seeds: {meta['seeds']}. Budgets (steps per member): {meta.get('budgets', '')}. Wall time of "
+                 f"the whole run: {meta['wall_s'] / 60:.1f} min on {meta['machine']}.")
     lines.append("")
     lines.append("Best final score = the best member's score at the end of the budget (median [25%, 75%] over "
                  "seeds). Compute is counted in member-steps (population × steps); every strategy gets the same. "
@@ -302,7 +302,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
                 xs = sorted({p[0] for r in runs for p in r[key]})
                 ys = np.array([[_value_at(r[key], x) for x in xs] for r in runs], dtype=float)
                 med = np.nanmedian(ys, axis=0)
-                ax.plot(xs, med, color=colors[name], label=LABELS[name], lw=1.6)
+                ax.plot(xs, med, color=colors[name], label=LABELS[name], lw=1.6, ls="--" if name == "random" else "-")
                 if len(runs) > 1:
                     ax.fill_between(xs, np.nanpercentile(ys, 25, axis=0), np.nanpercentile(ys, 75, axis=0),
                                     color=colors[name], alpha=0.12, lw=0)
@@ -346,12 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="override the number of seeds of every task")
     parser.add_argument("--out", default=None, help="output name under bench/results (quality or quality_quick)")
     parser.add_argument("--pb2-cost", action="store_true", help="only time PB2's decisions and print them")
+    parser.add_argument("--render", metavar="NAME", help="rewrite NAME.md and NAME.png from bench/results/NAME.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     if args.pb2_cost:
         for row in pb2_cost():
             print(json.dumps(row))
+        return 0
+    if args.render:
+        data = json.loads((RESULTS / f"{args.render}.json").read_text())
+        (RESULTS / f"{args.render}.md").write_text(markdown(data["meta"], data["summary"]))
+        plot(data["records"], RESULTS / f"{args.render}.png")
         return 0
     out = args.out or ("quality_quick" if args.quick else "quality")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -382,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds_note, "wall_s": time.perf_counter() - t0,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared, Python {platform.python_version()}",
         "executor": "inline", "pb2_cost": cost,
+        "budgets": ", ".join(f"{t} {TASKS[t].quick_budget if args.quick else TASKS[t].budget}" for t in args.tasks),
     }
     meta["targets"] = targets(rows)
     (RESULTS / f"{out}.json").write_text(json.dumps({"meta": meta, "summary": rows, "records": records}, indent=1))

@@ -98,12 +98,12 @@ TASKS: dict[str, Task] = {
               "strictly better member) never exploits; truncation breaks the tie by member id.",
     ),
     "digits": Task(
-        name="digits", title="Digits MLP (validation accuracy, 40 epochs)", trainable=_digits_trainable,
+        name="digits", title="Digits MLP (validation accuracy; one step = one epoch)", trainable=_digits_trainable,
         space=_digits_space, metric="accuracy", mode="max", interval=4, budget=40, quick_budget=20,
         populations=(4, 8), target=0.97, seeds=5, quick_seeds=2,
     ),
     "cartpole": Task(
-        name="cartpole", title="CartPole-v1 PPO (greedy return, 1,024 env steps per step)",
+        name="cartpole", title="CartPole-v1 PPO (greedy return; one step = one PPO iteration of 1,024 env steps)",
         trainable=_cartpole_trainable, space=_cartpole_space, metric="return", mode="max", interval=4,
         budget=40, quick_budget=16, populations=(4,), target=475.0, seeds=5, quick_seeds=2,
     ),
