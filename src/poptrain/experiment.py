@@ -73,6 +73,9 @@ class Experiment:
             raise ConfigError(f"The 'metric' of experiment {self.name!r} must be a non-empty string; got {self.metric!r} instead.")
         if not isinstance(self.strategy, PBT):
             raise ConfigError(f"The 'strategy' of experiment {self.name!r} must be a poptrain.algorithms.PBT; got {self.strategy!r}.")
+        check = getattr(self.strategy.explore, "check_space", None)
+        if callable(check):  # e.g. PB2 refuses a space it cannot model now, not at the first decision
+            check(self.space)
         for key, low in (("population", 2), ("budget", 1), ("max_failures", 0), ("scores_kept", 1)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:

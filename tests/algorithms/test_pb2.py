@@ -327,3 +327,26 @@ def test_fixed_epsilon_when_bounds_are_equal():
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_space_errors_come_at_experiment_construction_and_compose_passes_data():
+    import poptrain as pt
+    from poptrain.algorithms import PBT, Compose, Perturb
+    from poptrain.algorithms.serialize import strategy_from_json
+    from poptrain.errors import ConfigError
+    from poptrain.space import Choice
+
+    class T:
+        def __init__(self, c): ...
+        def step(self): return {"s": 0.0}
+        def state_dict(self): return {}
+        def load_state_dict(self, s): ...
+
+    with pytest.raises(ConfigError, match="tunable"):
+        pt.Experiment(name="x", trainable=T, space={"a": 1}, metric="s", strategy=PBT(explore=PB2()))
+    composed = Compose(PB2(window=40), Perturb())
+    assert composed.observations_needed == 40
+    with pytest.raises(ConfigError):
+        pt.Experiment(name="x", trainable=T, space={"a": 1}, metric="s", strategy=PBT(explore=composed))
+    pt.Experiment(name="x", trainable=T, space={"c": Choice(["a", "b"])}, metric="s", strategy=PBT(explore=composed))
+    assert strategy_from_json(PBT(explore=composed).to_json()) == PBT(explore=composed)

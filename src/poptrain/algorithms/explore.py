@@ -205,6 +205,17 @@ class Compose(Explore):
             out = explore(out, space=space, rng=rng, population=population, member_id=member_id)
         return out
 
+    @property
+    def observations_needed(self) -> int:
+        """The most interval observations any inner explore asks for (PB2 inside a Compose gets its data)."""
+        return max((int(getattr(e, "observations_needed", 0) or 0) for e in self.explores), default=0)
+
+    def check_space(self, space: Any) -> None:
+        for e in self.explores:
+            check = getattr(e, "check_space", None)
+            if callable(check):
+                check(space)
+
     def _params(self) -> dict[str, Any]:
         return {"explores": [e.to_json() for e in self.explores]}
 

@@ -104,7 +104,9 @@ class Registry:
 
 SCORERS = Registry("scorer")
 SELECTIONS = Registry("selection")
-EXPLORES = Registry("explore", lazy={"pb2": "poptrain.algorithms.pb2"})
+EXPLORES = Registry(
+    "explore", lazy={"pb2": "poptrain.algorithms.pb2", "diversity_guard": "poptrain.algorithms.diversity"}
+)
 STRATEGIES = Registry("strategy")
 
 
