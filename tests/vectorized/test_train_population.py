@@ -303,3 +303,25 @@ def test_runs_on_cuda():
     result = run(device="cuda")
     assert len(result.history) == 64
     assert all(v.device.type == "cpu" for v in result.best_state.values())
+
+
+def _strategies():
+    from poptrain.algorithms import Resample, Tournament, TTest
+    from poptrain.algorithms.pb2 import PB2
+
+    return [
+        PBT(interval=2, selection=Truncation(0.25), explore=Resample(0.25)),
+        PBT(interval=2, selection=Tournament(), explore=Perturb()),
+        PBT(interval=2, selection=TTest(), explore=Perturb()),
+        PBT(interval=2, selection=Truncation(0.25), explore=PB2()),
+    ]
+
+
+@pytest.mark.parametrize("strategy", _strategies(), ids=["truncation-resample", "tournament", "ttest", "pb2"])
+def test_the_process_paths_strategies_drive_the_engine(strategy):
+    space = Space({"lr": Float(1e-3, 0.5, log=True), "momentum": Float(0.0, 0.99)})
+    recorder = CheckingRecorder(space)
+    result = run(space=space, strategy=strategy, budget=8, recorders=[recorder])
+    assert len(result.history) == 64
+    for seg in result.segments:
+        space.validate(seg.config)
