@@ -130,7 +130,7 @@ class PBT(Component):
         observations = sorted(population.observations, key=lambda o: (o.member, o.step_start, o.step_end))
         snapshot = PopulationView(tuple(members), population.mode, tuple(observations))
         decisions: dict[int, Decision] = {}
-        exploiters: set[int] = set()
+        exploiters: dict[int, Mapping[str, Any]] = {}
         donors_used: set[int] = set()
         for member in members:
             if member.id in donors_used:
@@ -138,12 +138,16 @@ class PBT(Component):
                 continue
             view = snapshot
             if exploiters:
+                # Members that exploited earlier in this generation carry their
+                # new config (PB2 counts them as pending points, a diversity
+                # guard keeps away from them) but are nobody's donor.
                 view = dataclasses.replace(snapshot, members=tuple(
-                    dataclasses.replace(m, has_checkpoint=False) if m.id in exploiters else m for m in members
+                    dataclasses.replace(m, has_checkpoint=False, config=exploiters[m.id]) if m.id in exploiters else m
+                    for m in members
                 ))
             decision = self.decide(member.id, view, space=space, rng=rng)
             if isinstance(decision, Exploit):
-                exploiters.add(member.id)
+                exploiters[member.id] = decision.config
                 donors_used.add(decision.donor)
             decisions[member.id] = decision
         return decisions
