@@ -32,6 +32,8 @@ from poptrain.vectorized.engine import train_population  # noqa: E402
 from poptrain.vectorized.optim import SGD, Adam, AdamW, StackedOptimizer  # noqa: E402
 from poptrain.vectorized.population import Population  # noqa: E402
 from poptrain.vectorized.recorder import MemoryRecorder, PopulationResult, Recorder  # noqa: E402
+from poptrain.vectorized.run import run  # noqa: E402
+from poptrain.vectorized.storage_recorder import StorageRecorder  # noqa: E402
 
 __all__ = [
     "SGD",
@@ -42,5 +44,7 @@ __all__ = [
     "PopulationResult",
     "Recorder",
     "StackedOptimizer",
+    "StorageRecorder",
+    "run",
     "train_population",
 ]
