@@ -145,7 +145,7 @@ class Storage:
             return float(conn.execute(sa.select(self._now)).scalar_one())
 
     @staticmethod
-    def _member(row: Any) -> MemberRecord:
+    def _member(row: Any, full: bool = True) -> MemberRecord:
         ck = CheckpointRecord(row.ckpt_key, row.ckpt_sha, row.ckpt_size or 0) if row.ckpt_key else None
         return MemberRecord(
             member_id=row.member_id,
@@ -156,8 +156,8 @@ class Storage:
             scores=codec.dec_scores(row.scores),
             checkpoint=ck,
             failures=row.failures or 0,
-            error=getattr(row, "error", None),
-            lease_owner=getattr(row, "lease_owner", None),
+            error=row.error if full else None,
+            lease_owner=row.lease_owner if full else None,
         )
 
     # -- experiments -----------------------------------------------------
@@ -425,7 +425,7 @@ class Storage:
                          score_start=codec.dec_float(r.score_start), score_end=codec.dec_float(r.score_end), config=r.config)
                     for r in reversed(orows)
                 ]
-        return Snapshot([self._member(r) for r in rows], obs)
+        return Snapshot([self._member(r, full) for r in rows], obs)
 
     def apply_exploit(self, lease: Lease, order: ExploitOrder, *, keep_lease: bool = True) -> Lease | None:
         """Point the member at the donor's latest checkpoint and the new config (async mode).
