@@ -167,3 +167,15 @@ def test_finished_experiment_returns_its_result_without_training(tmp_path):
     first = _run(T.climber_experiment(budget=8), tmp_path)
     again = _run(T.climber_experiment(budget=8), tmp_path)
     assert len(again.history) == len(first.history) and again.best == first.best
+
+
+def test_unsaveable_state_stops_with_the_key_named(tmp_path):
+    from poptrain.errors import UnsafeStateError
+
+    exp = T.climber_experiment(trainable=T.Unsaveable, population=2, budget=4)
+    with pytest.raises(UnsafeStateError, match=r"\['optimizer'\]\['hook'\]"):
+        _run(exp, tmp_path)
+    with pytest.raises(WorkerProcessError, match=r"\['optimizer'\]\['hook'\]"):
+        _run(exp, tmp_path, workers=2, executor="local")
+    res = pt.load_result(f"sqlite:///{tmp_path}/p.db", "climb")
+    assert res.history == [] and all(m["failures"] == 0 for m in res.members)

@@ -99,3 +99,10 @@ def row_at(rows: dict, segments: dict, segment: int, step: int) -> dict:
             raise KeyError((segment, step))
         seg = parent
     return rows[(seg, step)]
+
+
+class Unsaveable(Climber):
+    """Its state holds an object that cannot be saved without pickle."""
+
+    def state_dict(self) -> dict:
+        return {"x": self.x, "rate": self.rate, "optimizer": {"hook": object()}}

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from poptrain.algorithms.rng import ASYNC, GENERATION, rng_for
 from poptrain.algorithms.types import Exploit, MemberView, Observation, PopulationView
 from poptrain.checkpoints import CheckpointStore
-from poptrain.errors import TrainableError
+from poptrain.errors import TrainableError, UnsafeStateError
 from poptrain.experiment import Experiment
 from poptrain.storage import CheckpointRecord, ExploitOrder, IntervalReport, Lease, MemberRecord, Snapshot, Storage, worker_name
 from poptrain.trainable import build, check_metrics
@@ -121,7 +121,9 @@ class Worker:
                 rows.append((step, check_metrics(obj.step(), exp.metric, member=m.member_id, step=step)))
             self.stats.step_seconds += time.perf_counter() - t0
             ref = self.checkpoints.save(obj.state_dict(), experiment=exp.checkpoint_prefix, member=m.member_id, step=target)
-        except TrainableError:
+        except (TrainableError, UnsafeStateError):
+            # Retrying cannot fix a missing metric or a state that cannot be
+            # saved without pickle: stop with the message, storage untouched.
             self._cache.pop(m.member_id, None)
             self.storage.release(lease, outcome="error")
             raise
