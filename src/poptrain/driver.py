@@ -60,6 +60,7 @@ def run(
     checkpoint_options: dict[str, Any] | None = None,
     trackers: Sequence[Any] = (),
     keep_all_checkpoints: bool = False,
+    retry_failed: bool = False,
 ) -> Result:
     """Run (or resume) ``experiment`` until every member has trained ``budget`` steps.
 
@@ -75,6 +76,8 @@ def run(
         progress: True for a terminal progress display, or a callback receiving progress dicts.
         checkpoint_options: fsspec options for the checkpoint filesystem (e.g.
             ``{"client_kwargs": {"endpoint_url": ...}}``); never stored.
+        retry_failed: on resume, give members that failed ``max_failures``
+            times another chance, from their last checkpoint.
         keep_all_checkpoints: keep every checkpoint (for later replay from any
             point) instead of only each member's latest and the best.
         trackers: objects with ``on_step``, ``on_exploit`` and ``close`` (e.g.
@@ -95,6 +98,8 @@ def run(
     st = open_storage(storage)
     try:
         record, ckpt_url = prepare(experiment, st, checkpoints, checkpoint_options)
+        if retry_failed and st.reopen_failed(record.id):
+            st.set_experiment_status(record.id, "running")
         if workers == 0 or st.is_finished(record.id):
             if st.is_finished(record.id) and record.status != "done":
                 st.set_experiment_status(record.id, "done")

@@ -132,6 +132,14 @@ def test_member_failing_for_good_is_marked_failed_and_others_finish(tmp_path):
     assert states[0] == "failed" and states[1] == states[2] == "done"
     failed = res.members[0]
     assert failed["failures"] == 3 and "this member cannot train" in failed["error"]
+    from poptrain.storage import Storage
+
+    claims = len(Storage(f"sqlite:///{tmp_path}/p.db").leases(1))
+    again = _run(exp, tmp_path)  # a plain resume leaves the failed member alone
+    assert len(Storage(f"sqlite:///{tmp_path}/p.db").leases(1)) == claims and again.members[0]["state"] == "failed"
+    retried = _run(exp, tmp_path, retry_failed=True)  # it is tried again, from its last checkpoint
+    assert len(Storage(f"sqlite:///{tmp_path}/p.db").leases(1)) == claims + 3
+    assert retried.members[0]["state"] == "failed" and retried.members[1]["step"] == 8
 
 
 def test_missing_metric_stops_with_a_clear_error_and_keeps_storage(tmp_path):

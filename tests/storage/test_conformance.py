@@ -85,9 +85,8 @@ def test_exploit_copies_donor_checkpoint_step_scores_and_records_lineage(storage
     a = st.claim(e.id, "wa", lease_s=60)
     b = st.claim(e.id, "wb", lease_s=60)
     assert st.commit_interval(a, _report(4, "ka", 0.9), release=True)
-    assert st.commit_interval(b, _report(4, "kb", 0.1))
-    new = st.apply_exploit(b, ExploitOrder(donor=a.member_id, config={"lr": 0.5}), keep_lease=False)
-    assert new is not None
+    res = st.finish_interval(b, _report(4, "kb", 0.1), exploit=ExploitOrder(donor=a.member_id, config={"lr": 0.5}))
+    assert res.ok and res.exploited is not None and res.exploited.checkpoint.key == "ka"
     mb = st.members(e.id)[b.member_id]
     assert mb.checkpoint.key == "ka" and mb.config == {"lr": 0.5} and mb.scores == (0.9,) and mb.step == 4
     seg = [s for s in st.segments(e.id) if s["donor"] is not None]
@@ -120,9 +119,8 @@ def test_sync_barrier_and_generation_applied_once(storage_url):
     arrived = []
     for l in leases:
         i = l.member_id
-        assert st.commit_interval(l, _report(5, f"k{i}", float(i)))
-        arrived.append(st.arrive(l, 5))
-    assert arrived == [False, False, True]
+        arrived.append(st.finish_interval(l, _report(5, f"k{i}", float(i)), then="arrive").barrier_step)
+    assert arrived == [None, None, 5]
     assert st.barrier_step(e.id) == 5
     assert st.claim(e.id, "w", lease_s=60) is None  # everyone waits
     orders = {0: ExploitOrder(2, {"lr": 0.9})}

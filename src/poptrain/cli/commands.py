@@ -68,7 +68,7 @@ def run_file(args: argparse.Namespace) -> int:
         trackers.append(TensorBoardTracker(args.tensorboard))
     res = run(
         exp, storage=args.storage, checkpoints=args.checkpoints, workers=args.workers,
-        executor=executor, lease_s=args.lease, progress=not args.no_progress, trackers=trackers,
+        executor=executor, lease_s=args.lease, progress=not args.no_progress, trackers=trackers, retry_failed=args.retry_failed,
         checkpoint_options=parse_options(args.checkpoint_options) or None,
     )
     if args.workers == 0:

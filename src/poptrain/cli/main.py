@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", choices=["local", "inline", "ray"])
     p.add_argument("--lease", type=float, default=30.0, help="seconds before a silent worker's member is taken over")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    p.add_argument("--retry-failed", action="store_true", help="on resume, retry members that failed")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (executor ray)")
     p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per Ray worker")
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray worker")

@@ -427,32 +427,6 @@ class Storage:
                 ]
         return Snapshot([self._member(r, full) for r in rows], obs)
 
-    def apply_exploit(self, lease: Lease, order: ExploitOrder, *, keep_lease: bool = True) -> Lease | None:
-        """Point the member at the donor's latest checkpoint and the new config (async mode).
-
-        Returns the updated lease, or None when the lease was lost or the donor
-        has no checkpoint; then nothing changed.
-        """
-        with self._tx() as conn:
-            rows = {
-                r.member_id: r
-                for r in conn.execute(
-                    sa.select(M)
-                    .where(M.c.experiment_id == lease.experiment_id, M.c.member_id.in_([lease.member_id, order.donor]))
-                    .with_for_update()
-                ).all()
-            }
-            me, donor = rows.get(lease.member_id), rows.get(order.donor)
-            if me is None or donor is None or me.lease_token != lease.token or donor.ckpt_key is None or order.donor == lease.member_id:
-                return None
-            self._exploit(conn, lease.experiment_id, me, donor, order.config)
-            if not keep_lease:
-                self._release(conn, lease, "exploited")
-            row = conn.execute(
-                sa.select(M).where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id)
-            ).one()
-        return Lease(lease.experiment_id, self._member(row), lease.token, lease.worker)
-
     def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any]) -> None:
         # The caller read ``donor`` FOR UPDATE: on PostgreSQL (read committed)
         # a donor's commit that replaces its checkpoint and garbage-collects
@@ -476,19 +450,6 @@ class Storage:
                 ckpt_sha=donor.ckpt_sha, ckpt_size=donor.ckpt_size, segment_id=seg, updated_at=now,
             )
         )
-
-    def arrive(self, lease: Lease, step: int) -> bool:
-        """Wait at the sync barrier at ``step`` (the lease is given up); True if everyone has arrived."""
-        with self._tx() as conn:
-            res = conn.execute(
-                sa.update(M)
-                .where(M.c.experiment_id == lease.experiment_id, M.c.member_id == lease.member_id, M.c.lease_token == lease.token)
-                .values(state="waiting")
-            )
-            if res.rowcount != 1:
-                return False
-            self._release(conn, lease, "barrier")
-        return self.barrier_step(lease.experiment_id) is not None
 
     def barrier_step(self, experiment_id: int) -> int | None:
         """The step of a complete, undecided barrier: no active member and some waiting."""
@@ -588,14 +549,6 @@ class Storage:
             row = conn.execute(sa.select(G.c.decisions).where(G.c.experiment_id == experiment_id, G.c.step == step)).first()
         return None if row is None else row[0]
 
-    def drop_from_barrier(self, experiment_id: int, member_id: int, reason: str) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                sa.update(M)
-                .where(M.c.experiment_id == experiment_id, M.c.member_id == member_id)
-                .values(state="failed", error=reason, lease_token=None, lease_owner=None, lease_expires=None)
-            )
-
     # -- progress --------------------------------------------------------
     def is_finished(self, experiment_id: int) -> bool:
         with self._read() as conn:
@@ -609,7 +562,7 @@ class Storage:
     def members(self, experiment_id: int) -> list[MemberRecord]:
         return self.snapshot(experiment_id, full=True).members
 
-    def history(self, experiment_id: int, *, since_step: int | None = None) -> list[dict[str, Any]]:
+    def history(self, experiment_id: int) -> list[dict[str, Any]]:
         H = schema.history
         q = sa.select(H).where(H.c.experiment_id == experiment_id)
         with self._read() as conn:
