@@ -23,6 +23,7 @@ _LAZY = {
     "run": ("poptrain.driver", "run"),
     "load_result": ("poptrain.results", "load_result"),
     "Result": ("poptrain.results", "Result"),
+    "function_trainable": ("poptrain.function", "function_trainable"),
     "PBT": ("poptrain.algorithms", "PBT"),
     "Space": ("poptrain.space", "Space"),
     "Float": ("poptrain.space", "Float"),

@@ -106,3 +106,17 @@ class Unsaveable(Climber):
 
     def state_dict(self) -> dict:
         return {"x": self.x, "rate": self.rate, "optimizer": {"hook": object()}}
+
+
+import poptrain  # noqa: E402
+
+
+@poptrain.function_trainable
+def climbing(config, ctx):
+    """Climber as a generator: the rate comes from the live config, the position is tracked."""
+    pos = {"x": 0.0}
+    ctx.track(pos=pos)
+    while True:
+        before = pos["x"]
+        pos["x"] += ctx.config["rate"]
+        yield {"score": pos["x"], "rate_used": ctx.config["rate"], "x_before": before}
