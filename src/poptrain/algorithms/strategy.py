@@ -93,12 +93,14 @@ class PBT(Component):
         if not self.can_exploit(member.step):
             why = "burn-in" if self.is_ready(member.step) else "not a ready step"
             return Continue(reason=f"{why} (step {member.step}, interval {self.interval}, burn-in {self.burn_in})")
+        # Async: a member is compared only with the members that have trained
+        # at least as long. Scores of members behind are from earlier in
+        # training (unfairly low for a metric that grows with training), and
+        # copying their weights would send the member back in time: two
+        # members could then trade places forever and the population would
+        # never reach its budget.
+        population = _peers(population, member.step)
         order = ranked(population, self.scorer)
-        # A member behind this one still ranks, but cannot give it weights:
-        # copying older weights would send the member back in time, and in
-        # async mode two members could then trade places forever without
-        # the population ever reaching its budget.
-        population = _behind_are_not_donors(population, member.step)
         donor_id = self.selection.select(member_id, population, self.scorer, rng)  # type: ignore[union-attr]
         if donor_id is None:
             return Continue(reason=f"kept: {self._describe(member, order)}")
@@ -202,8 +204,7 @@ class PBT(Component):
 register_strategy("pbt", PBT)
 
 
-def _behind_are_not_donors(population: PopulationView, step: int) -> PopulationView:
-    if all(m.step >= step or not m.has_checkpoint for m in population.members):
+def _peers(population: PopulationView, step: int) -> PopulationView:
+    if all(m.step >= step for m in population.members):
         return population
-    members = [m if m.step >= step else dataclasses.replace(m, has_checkpoint=False) for m in population.members]
-    return dataclasses.replace(population, members=members)
+    return dataclasses.replace(population, members=tuple(m for m in population.members if m.step >= step))
