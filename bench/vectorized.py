@@ -39,6 +39,10 @@ from poptrain.algorithms import PBT
 from poptrain.space import Float
 from poptrain.vectorized import SGD, train_population
 
+# The process arm trains exactly the README's example, on its data split.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from examples.digits import DigitsMLP, data  # noqa: E402
+
 BATCH_SIZE = 64
 ARM_TIMEOUT_S = 600
 INTERVAL = 4
@@ -47,70 +51,12 @@ SPACE = {
     "momentum": Float(0.0, 0.99),
     "weight_decay": Float(1e-6, 1e-2, log=True),
 }
-_DATA: tuple[torch.Tensor, ...] | None = None
-
-
-def data() -> tuple[torch.Tensor, ...]:
-    """(x_train, y_train, x_val, y_val), the split of examples/digits.py."""
-    global _DATA
-    if _DATA is None:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        x, y = load_digits(return_X_y=True)
-        x = x / 16.0
-        xt, xv, yt, yv = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-        _DATA = tuple(torch.as_tensor(a, dtype=torch.float32 if a.ndim == 2 else torch.long) for a in (xt, yt, xv, yv))
-    return _DATA
-
-
 def mlp() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
 
 
 def accuracy(out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"accuracy": (out.argmax(-1) == y).float().mean(), "val_loss": F.cross_entropy(out, y)}
-
-
-class DigitsMLP:
-    """The process arm's trainable: one member, one epoch per step, as in examples/digits.py."""
-
-    def __init__(self, config: dict) -> None:
-        torch.set_num_threads(1)
-        self.model = mlp()
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=config["lr"], momentum=config["momentum"],
-                                   weight_decay=config["weight_decay"])
-        self.epoch = 0
-
-    def apply_config(self, config: dict) -> None:
-        for group in self.opt.param_groups:
-            group.update(lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
-
-    def step(self) -> dict[str, float]:
-        xt, yt, xv, yv = data()
-        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(self.epoch))
-        self.model.train()
-        total = 0.0
-        for i in range(0, len(xt), BATCH_SIZE):
-            idx = order[i:i + BATCH_SIZE]
-            self.opt.zero_grad()
-            loss = F.cross_entropy(self.model(xt[idx]), yt[idx])
-            loss.backward()
-            self.opt.step()
-            total += loss.item() * len(idx)
-        self.epoch += 1
-        self.model.eval()
-        with torch.no_grad():
-            m = accuracy(self.model(xv), yv)
-        return {"accuracy": m["accuracy"].item(), "val_loss": m["val_loss"].item(), "train_loss": total / len(xt)}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "epoch": self.epoch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        self.epoch = state["epoch"]
 
 
 def peak_rss_mib() -> float:
