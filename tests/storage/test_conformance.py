@@ -185,3 +185,21 @@ def test_commit_generation_then_apply(storage_url):
     assert st.is_finished(e.id)
     seg0 = [h for h in st.history(e.id) if h["member"] == 0]
     assert [h["step"] for h in seg0] == [1, 2, 3, 4] and len({h["segment"] for h in seg0}) == 2
+
+
+def test_schema_version_mismatch_is_a_clear_error_and_changes_nothing(storage_url):
+    import sqlalchemy as sa
+
+    from poptrain.storage import schema
+
+    st = Storage(storage_url)
+    _exp(st, 2)
+    with st.engine.begin() as conn:
+        conn.execute(sa.update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="999"))
+    st.close()
+    with pytest.raises(StorageError, match="schema version 999"):
+        Storage(storage_url)
+    eng = sa.create_engine(storage_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with eng.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.members)).scalar_one() == 2
+    eng.dispose()
