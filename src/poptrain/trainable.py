@@ -60,9 +60,25 @@ def build(cls: Any, config: Mapping[str, Any], state: Any = None) -> Any:
 
 
 def apply_config(obj: Any, config: Mapping[str, Any]) -> None:
+    """Give a restored member its new config: ``obj.apply_config``, or else its optimizers' matching keys.
+
+    Without ``apply_config``, an optimizer restored from the donor's state
+    would keep the donor's ``lr`` (the explored one would be silently lost),
+    so every optimizer-like attribute (one with ``param_groups``) gets the
+    config's top-level values for the keys its param groups already have.
+    """
     fn = getattr(obj, "apply_config", None)
     if callable(fn):
         fn(dict(config))
+        return
+    for value in vars(obj).values() if hasattr(obj, "__dict__") else ():
+        groups = getattr(value, "param_groups", None)
+        if not isinstance(groups, list) or not callable(getattr(value, "state_dict", None)):
+            continue
+        for group in groups:
+            if isinstance(group, dict):
+                for key in group.keys() & config.keys() - {"params"}:
+                    group[key] = config[key]
 
 
 def check_metrics(metrics: Any, metric: str, *, member: int, step: int) -> dict[str, float]:
