@@ -42,7 +42,10 @@ class Quadratic:
 
 
 def make_experiment(*, name: str = "quadratic", exploit: bool = True, seed: int = 0) -> pt.Experiment:
-    strategy = PBT(interval=4, selection=Truncation(0.5), explore=Perturb())
+    # Generations (synchronous): the two members start as mirror images with
+    # equal scores, so in async mode whether one copies the other would depend
+    # on which happens to reach a ready point second.
+    strategy = PBT(interval=4, selection=Truncation(0.5), explore=Perturb(), synchronous=True)
     if not exploit:
         # Ready points far beyond the budget: members train alone.
         strategy = PBT(interval=10**9)

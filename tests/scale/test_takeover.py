@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 
 import poptrain as pt
 from poptrain.checkpoints import CheckpointRef, CheckpointStore

@@ -1,7 +1,6 @@
 """Whatever valid dimension and whatever input, values stay in the domain with their type."""
 
 import json
-import math
 
 import numpy as np
 from hypothesis import given, settings

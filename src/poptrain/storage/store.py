@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from poptrain.errors import StorageError
 from poptrain.storage import codec, schema
-from poptrain.storage.statements import Statements
-from poptrain.storage.writelock import WriteLock
-from poptrain.storage.engine import READ_ONLY, DEFAULT_URL, create_engine, mask_url, now_expr
+from poptrain.storage.base import M, _finite_or_none
+from poptrain.storage.engine import DEFAULT_URL, mask_url
+from poptrain.storage.generations import Generations
+from poptrain.storage.reads import Reads
 from poptrain.storage.records import (
-    CheckpointRecord,
     ExperimentRecord,
     ExploitOrder,
     IntervalReport,
     Lease,
     MemberRecord,
-    Snapshot,
 )
 
-M = schema.members
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-class Storage:
+class Storage(Reads, Generations):
     """Experiments, members, lineage, history, checkpoint records and leases.
 
     Args:
@@ -99,66 +95,6 @@ class Storage:
         >>> s.list_experiments()
         []
     """
-
-    def __init__(self, url: str = DEFAULT_URL) -> None:
-        self.url = url
-        self.engine = create_engine(url)
-        self._now = now_expr(self.engine)
-        self._pg = self.engine.dialect.name == "postgresql"
-        self._q = Statements(self._now, self._pg)
-        db = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
-        self._lock = WriteLock(os.path.abspath(db) + ".lock") if db and db != ":memory:" and not db.startswith("file:") else None
-
-    def __repr__(self) -> str:
-        return f"Storage({mask_url(self.url)!r})"
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"])  # type: ignore[misc]
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    # -- helpers ---------------------------------------------------------
-    @contextmanager
-    def _tx(self) -> Iterator[sa.Connection]:
-        if self._lock is None:
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        with self._lock.hold(), self.engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn:
-            conn.info[READ_ONLY] = True
-            try:
-                yield conn
-            finally:
-                conn.info.pop(READ_ONLY, None)
-
-    def now(self) -> float:
-        with self._read() as conn:
-            return float(conn.execute(sa.select(self._now)).scalar_one())
-
-    @staticmethod
-    def _member(row: Any, full: bool = True) -> MemberRecord:
-        ck = CheckpointRecord(row.ckpt_key, row.ckpt_sha, row.ckpt_size or 0) if row.ckpt_key else None
-        return MemberRecord(
-            member_id=row.member_id,
-            state=row.state,
-            step=row.step,
-            config=row.config,
-            segment_id=row.segment_id,
-            scores=codec.dec_scores(row.scores),
-            checkpoint=ck,
-            failures=row.failures or 0,
-            error=row.error if full else None,
-            lease_owner=row.lease_owner if full else None,
-        )
 
     # -- experiments -----------------------------------------------------
     def get_experiment(self, name: str) -> ExperimentRecord | None:
@@ -409,201 +345,6 @@ class Storage:
             self._release(conn, lease, "failed")
             return state
 
-    # -- decisions -------------------------------------------------------
-    def snapshot(self, experiment_id: int, *, observations: int = 0, full: bool = False) -> Snapshot:
-        """Every member (and the latest ``observations``); ``full`` adds error texts and lease owners."""
-        with self._read() as conn:
-            rows = conn.execute(self._q.members_of if full else self._q.decision_view, {"p_exp": experiment_id}).all()
-            obs: list[dict[str, Any]] = []
-            if observations:
-                O = schema.observations
-                orows = conn.execute(
-                    sa.select(O).where(O.c.experiment_id == experiment_id).order_by(O.c.id.desc()).limit(observations)
-                ).all()
-                obs = [
-                    dict(member=r.member_id, step_start=r.step_start, step_end=r.step_end,
-                         score_start=codec.dec_float(r.score_start), score_end=codec.dec_float(r.score_end), config=r.config)
-                    for r in reversed(orows)
-                ]
-        return Snapshot([self._member(r, full) for r in rows], obs)
-
-    def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any]) -> None:
-        # The caller read ``donor`` FOR UPDATE: on PostgreSQL (read committed)
-        # a donor's commit that replaces its checkpoint and garbage-collects
-        # the old one either finishes first (we copy the new key) or waits for
-        # us (its GC then sees our reference), so the key copied here is never
-        # deleted under us. SQLite serialises writers anyway.
-        now = conn.execute(sa.select(self._now)).scalar_one()
-        conn.execute(sa.update(schema.segments).where(schema.segments.c.id == me.segment_id).values(end_step=me.step))
-        seg = conn.execute(
-            sa.insert(schema.segments).values(
-                experiment_id=experiment_id, member_id=me.member_id, parent_id=donor.segment_id, prev_id=me.segment_id,
-                start_step=donor.step, config=dict(config), donor=donor.member_id, donor_step=donor.step,
-                member_step=me.step, old_config=me.config, created_at=now,
-            )
-        ).inserted_primary_key[0]
-        conn.execute(
-            sa.update(M)
-            .where(M.c.experiment_id == experiment_id, M.c.member_id == me.member_id)
-            .values(
-                config=dict(config), step=donor.step, scores=donor.scores, ckpt_key=donor.ckpt_key,
-                ckpt_sha=donor.ckpt_sha, ckpt_size=donor.ckpt_size, segment_id=seg, updated_at=now,
-            )
-        )
-
-    def barrier_step(self, experiment_id: int) -> int | None:
-        """The step of a complete, undecided barrier: no active member and some waiting."""
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(M.c.state, M.c.step).where(M.c.experiment_id == experiment_id, M.c.state.in_(["active", "waiting"]))
-            ).all()
-        if not rows or any(r.state == "active" for r in rows):
-            return None
-        return min(r.step for r in rows)
-
-    def apply_generation(
-        self, experiment_id: int, step: int, orders: Mapping[int, ExploitOrder], *, decided_by: str
-    ) -> bool:
-        """Apply a whole generation's decisions at once; exactly one caller succeeds."""
-        try:
-            with self._tx() as conn:
-                rows = {
-                    r.member_id: r
-                    for r in conn.execute(sa.select(M).where(M.c.experiment_id == experiment_id).with_for_update()).all()
-                }
-                live = [r for r in rows.values() if r.state in ("active", "waiting")]
-                if any(r.state != "waiting" for r in live):
-                    conn.rollback()
-                    return False
-                conn.execute(
-                    sa.insert(schema.generations).values(
-                        experiment_id=experiment_id, step=step, decided_at=self._now, decided_by=decided_by,
-                        decisions={str(k): {"donor": v.donor, "config": dict(v.config)} for k, v in orders.items()},
-                    )
-                )
-                # Donors are read from the snapshot taken before any exploit of
-                # this generation, so the order of application cannot matter.
-                for member_id in sorted(orders):
-                    order = orders[member_id]
-                    me, donor = rows.get(member_id), rows.get(order.donor)
-                    if me is None or donor is None or donor.ckpt_key is None or member_id == order.donor:
-                        continue
-                    if me.state != "waiting":
-                        continue
-                    self._exploit(conn, experiment_id, me, donor, order.config)
-                conn.execute(
-                    sa.update(M).where(M.c.experiment_id == experiment_id, M.c.state == "waiting").values(state="active")
-                )
-            return True
-        except IntegrityError:
-            return False
-
-    def commit_generation(
-        self,
-        experiment_id: int,
-        step: int,
-        rows: Mapping[int, list[tuple[int, dict[str, float]]]],
-        scores: Mapping[int, list[float]],
-        checkpoint: CheckpointRecord,
-        *,
-        done: bool,
-        mode: str = "max",
-    ) -> None:
-        """Record one interval of every member at once (the vectorized engine's writer).
-
-        The engine owns the whole population in one process, so there are no
-        leases; all members share one stacked checkpoint. Members end
-        ``waiting`` at the barrier (``apply_generation`` then decides) or ``done``.
-        """
-        with self._tx() as conn:
-            now = float(conn.execute(sa.select(self._now)).scalar_one())
-            members = {r.member_id: r for r in conn.execute(self._q.members_of, {"p_exp": experiment_id}).all()}
-            history_rows = []
-            for member_id, member_rows in rows.items():
-                seg = members[member_id].segment_id
-                history_rows += [
-                    dict(experiment_id=experiment_id, member_id=member_id, segment_id=seg, step=st,
-                         metrics=codec.enc_metrics(m), created_at=now)
-                    for st, m in member_rows
-                ]
-                conn.execute(
-                    sa.update(M)
-                    .where(M.c.experiment_id == experiment_id, M.c.member_id == member_id, M.c.state == "active")
-                    .values(step=step, scores=codec.enc_scores(scores[member_id]), ckpt_key=checkpoint.key,
-                            ckpt_sha=checkpoint.sha256, ckpt_size=checkpoint.size, updated_at=now,
-                            state="done" if done else "waiting")
-                )
-            if history_rows:
-                conn.execute(self._q.history_insert, history_rows)
-            finite = [v[-1] for v in scores.values() if v and _finite_or_none(v[-1]) is not None]
-            best = (max(finite) if mode == "max" else min(finite)) if finite else None
-            conn.execute(
-                self._q.checkpoint_insert,
-                dict(experiment_id=experiment_id, key=checkpoint.key, sha256=checkpoint.sha256, size=checkpoint.size,
-                     member_id=-1, segment_id=-1, step=step, score=best, created_at=now),
-            )
-
-    def generation(self, experiment_id: int, step: int) -> dict[str, Any] | None:
-        G = schema.generations
-        with self._read() as conn:
-            row = conn.execute(sa.select(G.c.decisions).where(G.c.experiment_id == experiment_id, G.c.step == step)).first()
-        return None if row is None else row[0]
-
-    # -- progress --------------------------------------------------------
-    def is_finished(self, experiment_id: int) -> bool:
-        with self._read() as conn:
-            n = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(M)
-                .where(M.c.experiment_id == experiment_id, M.c.state.in_(["active", "waiting"]))
-            ).scalar_one()
-        return n == 0
-
-    def members(self, experiment_id: int) -> list[MemberRecord]:
-        return self.snapshot(experiment_id, full=True).members
-
-    def history(self, experiment_id: int) -> list[dict[str, Any]]:
-        H = schema.history
-        q = sa.select(H).where(H.c.experiment_id == experiment_id)
-        with self._read() as conn:
-            rows = conn.execute(q.order_by(H.c.member_id, H.c.segment_id, H.c.step)).all()
-        return [
-            dict(member=r.member_id, segment=r.segment_id, step=r.step, metrics=codec.dec_metrics(r.metrics))
-            for r in rows
-        ]
-
-    def count_history(self, experiment_id: int) -> int:
-        H = schema.history
-        with self._read() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(H).where(H.c.experiment_id == experiment_id)).scalar_one()
-
-    def segments(self, experiment_id: int) -> list[dict[str, Any]]:
-        S = schema.segments
-        with self._read() as conn:
-            rows = conn.execute(sa.select(S).where(S.c.experiment_id == experiment_id).order_by(S.c.id)).all()
-            current = dict(conn.execute(
-                sa.select(M.c.segment_id, M.c.step).where(M.c.experiment_id == experiment_id)
-            ).all())
-        # A segment still being trained ends where its member is now.
-        return [
-            dict(segment=r.id, member=r.member_id, parent=r.parent_id, prev=r.prev_id, start_step=r.start_step,
-                 end_step=r.end_step if r.end_step is not None else current.get(r.id, r.start_step), config=r.config, donor=r.donor, donor_step=r.donor_step,
-                 member_step=r.member_step, old_config=r.old_config)
-            for r in rows
-        ]
-
-    def leases(self, experiment_id: int) -> list[dict[str, Any]]:
-        L = schema.leases
-        with self._read() as conn:
-            rows = conn.execute(sa.select(L).where(L.c.experiment_id == experiment_id).order_by(L.c.id)).all()
-        return [dict(r._mapping) for r in rows]
-
-    def checkpoint_records(self, experiment_id: int) -> list[dict[str, Any]]:
-        C = schema.checkpoints
-        with self._read() as conn:
-            rows = conn.execute(sa.select(C).where(C.c.experiment_id == experiment_id).order_by(C.c.created_at)).all()
-        return [dict(r._mapping) for r in rows]
-
     # -- garbage collection ---------------------------------------------
     def release_checkpoints(self, experiment_id: int, *, mode: str, member_id: int | None = None) -> list[str]:
         """Forget checkpoints that no member refers to, except the best; return their keys to delete.
@@ -639,13 +380,6 @@ class _Row:
     segment_id: int
     step: int
     config: Any
-
-
-def _finite_or_none(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if x == x and abs(x) != float("inf") else None
 
 
 def open_storage(url: str = DEFAULT_URL) -> Storage:

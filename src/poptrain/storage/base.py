@@ -1,0 +1,112 @@
+"""What every part of :class:`~poptrain.storage.Storage` shares: the engine, transactions, row mapping."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+import sqlalchemy as sa
+
+from poptrain.storage import codec, schema
+from poptrain.storage.engine import DEFAULT_URL, READ_ONLY, create_engine, mask_url, now_expr
+from poptrain.storage.records import CheckpointRecord, MemberRecord
+from poptrain.storage.statements import Statements
+from poptrain.storage.writelock import WriteLock
+
+M = schema.members
+
+
+class StorageBase:
+    """The connection to one database; the parts of Storage build on it."""
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self._now = now_expr(self.engine)
+        self._pg = self.engine.dialect.name == "postgresql"
+        self._q = Statements(self._now, self._pg)
+        db = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        self._lock = WriteLock(os.path.abspath(db) + ".lock") if db and db != ":memory:" and not db.startswith("file:") else None
+
+    def __repr__(self) -> str:
+        return f"Storage({mask_url(self.url)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"])  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- helpers ---------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        if self._lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._lock.hold(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn:
+            conn.info[READ_ONLY] = True
+            try:
+                yield conn
+            finally:
+                conn.info.pop(READ_ONLY, None)
+
+    def now(self) -> float:
+        with self._read() as conn:
+            return float(conn.execute(sa.select(self._now)).scalar_one())
+
+    @staticmethod
+    def _member(row: Any, full: bool = True) -> MemberRecord:
+        ck = CheckpointRecord(row.ckpt_key, row.ckpt_sha, row.ckpt_size or 0) if row.ckpt_key else None
+        return MemberRecord(
+            member_id=row.member_id,
+            state=row.state,
+            step=row.step,
+            config=row.config,
+            segment_id=row.segment_id,
+            scores=codec.dec_scores(row.scores),
+            checkpoint=ck,
+            failures=row.failures or 0,
+            error=row.error if full else None,
+            lease_owner=row.lease_owner if full else None,
+        )
+
+    def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any]) -> None:
+        # The caller read ``donor`` FOR UPDATE: on PostgreSQL (read committed)
+        # a donor's commit that replaces its checkpoint and garbage-collects
+        # the old one either finishes first (we copy the new key) or waits for
+        # us (its GC then sees our reference), so the key copied here is never
+        # deleted under us. SQLite serialises writers anyway.
+        now = conn.execute(sa.select(self._now)).scalar_one()
+        conn.execute(sa.update(schema.segments).where(schema.segments.c.id == me.segment_id).values(end_step=me.step))
+        seg = conn.execute(
+            sa.insert(schema.segments).values(
+                experiment_id=experiment_id, member_id=me.member_id, parent_id=donor.segment_id, prev_id=me.segment_id,
+                start_step=donor.step, config=dict(config), donor=donor.member_id, donor_step=donor.step,
+                member_step=me.step, old_config=me.config, created_at=now,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            sa.update(M)
+            .where(M.c.experiment_id == experiment_id, M.c.member_id == me.member_id)
+            .values(
+                config=dict(config), step=donor.step, scores=donor.scores, ckpt_key=donor.ckpt_key,
+                ckpt_sha=donor.ckpt_sha, ckpt_size=donor.ckpt_size, segment_id=seg, updated_at=now,
+            )
+        )
+
+
+def _finite_or_none(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None
