@@ -80,29 +80,30 @@ class StorageBase:
             lease_owner=row.lease_owner if full else None,
         )
 
-    def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any]) -> None:
-        # The caller read ``donor`` FOR UPDATE: on PostgreSQL (read committed)
-        # a donor's commit that replaces its checkpoint and garbage-collects
-        # the old one either finishes first (we copy the new key) or waits for
-        # us (its GC then sees our reference), so the key copied here is never
-        # deleted under us. SQLite serialises writers anyway.
-        now = conn.execute(sa.select(self._now)).scalar_one()
-        conn.execute(sa.update(schema.segments).where(schema.segments.c.id == me.segment_id).values(end_step=me.step))
+    def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any],
+                 *, now: float, old_config: Mapping[str, Any]) -> Any:
+        """Point ``me`` at ``donor``'s checkpoint, step and scores with ``config``, in a new segment; returns the row.
+
+        The caller read ``donor`` FOR UPDATE: on PostgreSQL (read committed)
+        a donor's commit that replaces its checkpoint and garbage-collects the
+        old one either finishes first (we copy the new key) or waits for us
+        (its GC then sees our reference), so the key copied here is never
+        deleted under us. SQLite serialises writers anyway.
+        """
+        q = self._q
+        conn.execute(q.segment_end, {"p_segment": me.segment_id, "p_end": me.step})
         seg = conn.execute(
-            sa.insert(schema.segments).values(
-                experiment_id=experiment_id, member_id=me.member_id, parent_id=donor.segment_id, prev_id=me.segment_id,
-                start_step=donor.step, config=dict(config), donor=donor.member_id, donor_step=donor.step,
-                member_step=me.step, old_config=me.config, created_at=now,
-            )
-        ).inserted_primary_key[0]
-        conn.execute(
-            sa.update(M)
-            .where(M.c.experiment_id == experiment_id, M.c.member_id == me.member_id)
-            .values(
-                config=dict(config), step=donor.step, scores=donor.scores, ckpt_key=donor.ckpt_key,
-                ckpt_sha=donor.ckpt_sha, ckpt_size=donor.ckpt_size, segment_id=seg, updated_at=now,
-            )
-        )
+            q.segment_insert,
+            dict(experiment_id=experiment_id, member_id=me.member_id, parent_id=donor.segment_id, prev_id=me.segment_id,
+                 start_step=donor.step, config=dict(config), donor=donor.member_id, donor_step=donor.step,
+                 member_step=me.step, old_config=dict(old_config), created_at=now),
+        ).scalar_one()
+        return conn.execute(
+            q.member_exploited,
+            dict(p_exp=experiment_id, p_member=me.member_id, p_config=dict(config), p_step=donor.step,
+                 p_scores=donor.scores, p_key=donor.ckpt_key, p_sha=donor.ckpt_sha, p_size=donor.ckpt_size,
+                 p_segment=seg, p_now=now),
+        ).one()
 
 
 def _finite_or_none(x: Any) -> float | None:

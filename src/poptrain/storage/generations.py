@@ -33,6 +33,7 @@ class Generations(StorageBase):
                     r.member_id: r
                     for r in conn.execute(sa.select(M).where(M.c.experiment_id == experiment_id).with_for_update()).all()
                 }
+                now = float(conn.execute(sa.select(self._now)).scalar_one())
                 live = [r for r in rows.values() if r.state in ("active", "waiting")]
                 if any(r.state != "waiting" for r in live):
                     conn.rollback()
@@ -52,7 +53,7 @@ class Generations(StorageBase):
                         continue
                     if me.state != "waiting":
                         continue
-                    self._exploit(conn, experiment_id, me, donor, order.config)
+                    self._exploit(conn, experiment_id, me, donor, order.config, now=now, old_config=me.config)
                 conn.execute(
                     sa.update(M).where(M.c.experiment_id == experiment_id, M.c.state == "waiting").values(state="active")
                 )

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam as b
 
 from poptrain.storage import schema
 
-M, C, L, H = schema.members, schema.checkpoints, schema.leases, schema.history
+M, C, L, H, S = schema.members, schema.checkpoints, schema.leases, schema.history, schema.segments
 
 
 class Statements:
@@ -116,6 +116,10 @@ class Statements:
         return sa.insert(H)
 
     @cached_property
+    def observation_insert(self) -> sa.Insert:
+        return sa.insert(schema.observations)
+
+    @cached_property
     def checkpoint_insert(self) -> sa.Insert:
         return sa.insert(C)
 
@@ -139,6 +143,36 @@ class Statements:
                 .returning(C.c.key)
             )
         return out
+
+    # -- an exploit -----------------------------------------------------------
+    @cached_property
+    def exploit_rows(self) -> sa.Select:
+        """The member and its donor, locked in id order (two members copying each other queue, not deadlock)."""
+        return (
+            sa.select(M.c.member_id, M.c.segment_id, M.c.step, M.c.scores, M.c.ckpt_key, M.c.ckpt_sha, M.c.ckpt_size)
+            .where(M.c.experiment_id == b("p_exp"), M.c.member_id.in_([b("p_member"), b("p_donor")]))
+            .order_by(M.c.member_id)
+            .with_for_update()
+        )
+
+    @cached_property
+    def segment_end(self) -> sa.Update:
+        return sa.update(S).where(S.c.id == b("p_segment")).values(end_step=b("p_end"))
+
+    @cached_property
+    def segment_insert(self) -> sa.Insert:
+        return sa.insert(S).returning(S.c.id)
+
+    @cached_property
+    def member_exploited(self) -> sa.Update:
+        return (
+            sa.update(M)
+            .where(M.c.experiment_id == b("p_exp"), M.c.member_id == b("p_member"))
+            .values(config=b("p_config", type_=sa.JSON), step=b("p_step"), scores=b("p_scores", type_=sa.JSON),
+                    ckpt_key=b("p_key"), ckpt_sha=b("p_sha"), ckpt_size=b("p_size"), segment_id=b("p_segment"),
+                    updated_at=b("p_now"))
+            .returning(*M.c)
+        )
 
     @cached_property
     def decision_view(self) -> sa.Select:

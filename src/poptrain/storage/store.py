@@ -256,11 +256,7 @@ class Storage(Reads, Generations):
                 # Lock both rows first, in id order: two members copying each
                 # other at once then queue instead of deadlocking.
                 locked = conn.execute(
-                    sa.select(M.c.member_id, M.c.segment_id, M.c.step, M.c.scores, M.c.ckpt_key, M.c.ckpt_sha,
-                              M.c.ckpt_size)
-                    .where(M.c.experiment_id == exp_id, M.c.member_id.in_([member_id, exploit.donor]))
-                    .order_by(M.c.member_id)
-                    .with_for_update()
+                    q.exploit_rows, {"p_exp": exp_id, "p_member": member_id, "p_donor": exploit.donor}
                 ).all()
                 donor = next((r for r in locked if r.member_id == exploit.donor), None)
             row = conn.execute(
@@ -293,15 +289,13 @@ class Storage(Reads, Generations):
                 obs = dict(report.observation)
                 obs["score_start"] = _finite_or_none(obs.get("score_start"))
                 obs["score_end"] = _finite_or_none(obs.get("score_end"))
-                conn.execute(sa.insert(schema.observations).values(experiment_id=exp_id, **obs))
+                conn.execute(q.observation_insert, dict(experiment_id=exp_id, **obs))
             exploited = None
             if wants_exploit and donor is not None and donor.ckpt_key is not None:
                 assert exploit is not None
                 me = _Row(member_id=member_id, segment_id=seg, step=report.step, config=lease.member.config)
-                self._exploit(conn, exp_id, me, donor, exploit.config)
-                exploited = self._member(
-                    conn.execute(sa.select(M).where(M.c.experiment_id == exp_id, M.c.member_id == member_id)).one()
-                )
+                exploited = self._member(self._exploit(conn, exp_id, me, donor, exploit.config, now=now,
+                                                       old_config=lease.member.config))
             if gives_up:
                 outcome = "done" if report.done else ("barrier" if then == "arrive" else "released")
                 conn.execute(q.lease_closed, {"p_token": lease.token, "p_outcome": outcome})
