@@ -16,6 +16,9 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
   [ "$(id -u)" = "0" ] && chown postgres:postgres "$DATA"
   "${RUN[@]}" "$BIN/initdb -D '$DATA' -A trust -U postgres >/dev/null"
 fi
+if [ -f "$DATA/postmaster.pid" ] && ! kill -0 "$(head -1 "$DATA/postmaster.pid")" 2>/dev/null; then
+  rm -f "$DATA/postmaster.pid"  # left by a server that was killed
+fi
 if ! "${RUN[@]}" "$BIN/pg_ctl -D '$DATA' status" >/dev/null 2>&1; then
   "${RUN[@]}" "$BIN/pg_ctl -D '$DATA' -l '$DATA/server.log' -w -o \"-p $PORT -h 127.0.0.1 -k /tmp -c max_connections=300 -c fsync=off\" start" >/dev/null
 fi
