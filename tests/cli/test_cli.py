@@ -80,3 +80,16 @@ def test_password_never_printed(tmp_path):
     proc = cli("list", "--storage", "postgresql://bob:s3cret-pw@127.0.0.1:1/db", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "s3cret-pw" not in proc.stderr + proc.stdout and "***" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example,metric", [("digits.py", "accuracy"), ("numpy_logistic.py", "val_loss")])
+def test_examples_run_as_the_readme_shows(tmp_path, example, metric):
+    pytest.importorskip("torch") if example == "digits.py" else None
+    out = cli("run", str(ROOT / "examples" / example), "--no-progress", cwd=tmp_path)
+    assert f"{metric} = " in out.stdout and "schedule of the best member" in out.stdout
+    best = json.loads(cli("best", "--json", cwd=tmp_path).stdout)
+    if metric == "accuracy":
+        assert best["score"] >= 0.95 and best["step"] == 40
+    else:
+        assert best["score"] < 0.3 and best["step"] == 30
