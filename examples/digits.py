@@ -85,8 +85,8 @@ experiment = pt.Experiment(
     name="digits",
     trainable=DigitsMLP,
     space={
-        "lr": Float(1e-4, 1.0, log=True),
-        "momentum": Float(0.0, 0.99),
+        "lr": Float(1e-3, 0.3, log=True),
+        "momentum": Float(0.0, 0.95),
         "weight_decay": Float(1e-6, 1e-2, log=True),
     },
     metric="accuracy",

@@ -90,6 +90,6 @@ def test_examples_run_as_the_readme_shows(tmp_path, example, metric):
     assert f"{metric} = " in out.stdout and "schedule of the best member" in out.stdout
     best = json.loads(cli("best", "--json", cwd=tmp_path).stdout)
     if metric == "accuracy":
-        assert best["score"] >= 0.95 and best["step"] == 40
+        assert best["score"] >= 0.9 and best["step"] == 40
     else:
         assert best["score"] < 0.3 and best["step"] == 30
