@@ -20,7 +20,10 @@ if [ -f "$DATA/postmaster.pid" ] && ! kill -0 "$(head -1 "$DATA/postmaster.pid")
   rm -f "$DATA/postmaster.pid"  # left by a server that was killed
 fi
 if ! "${RUN[@]}" "$BIN/pg_ctl -D '$DATA' status" >/dev/null 2>&1; then
-  "${RUN[@]}" "$BIN/pg_ctl -D '$DATA' -l '$DATA/server.log' -w -o \"-p $PORT -h 127.0.0.1 -k /tmp -c max_connections=300 -c fsync=off\" start" >/dev/null
+  if ! "${RUN[@]}" "$BIN/pg_ctl -D '$DATA' -l '$DATA/server.log' -w -o \"-p $PORT -h 127.0.0.1 -k /tmp -c max_connections=300 -c fsync=off\" start" >/dev/null; then
+    tail -5 "$DATA/server.log" >&2
+    exit 1
+  fi
 fi
 "${RUN[@]}" "psql -h 127.0.0.1 -p $PORT -U postgres -tAc \"SELECT 1 FROM pg_roles WHERE rolname='poptrain'\"" | grep -q 1 || \
   "${RUN[@]}" "psql -h 127.0.0.1 -p $PORT -U postgres -c \"CREATE ROLE poptrain LOGIN SUPERUSER PASSWORD 'poptrain-secret'\"" >/dev/null

@@ -24,6 +24,8 @@ pip_install torch==2.13.0
 pip_install -c .ci/constraints.txt -e '.[test,torch,postgres,pb2,report,s3,ray,tensorboard,mlflow]'
 if [ -f bench/requirements.txt ]; then pip_install -c .ci/constraints.txt -r bench/requirements.txt; fi
 
-eval "$(bash .ci/postgres.sh)"
+# The tests need a real PostgreSQL server: fail here, plainly, if it cannot start.
+pg_env="$(bash .ci/postgres.sh)" || { echo "could not start PostgreSQL for the tests (see .ci/postgres.sh)" >&2; exit 1; }
+eval "$pg_env"
 export POPTRAIN_TEST_POSTGRES_URL
 exec "$VENV/bin/python" -m pytest -q "$@"
