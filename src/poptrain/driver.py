@@ -61,6 +61,7 @@ def run(
     trackers: Sequence[Any] = (),
     keep_all_checkpoints: bool = False,
     retry_failed: bool = False,
+    cache_members: int = 2,
 ) -> Result:
     """Run (or resume) ``experiment`` until every member has trained ``budget`` steps.
 
@@ -76,6 +77,8 @@ def run(
         progress: True for a terminal progress display, or a callback receiving progress dicts.
         checkpoint_options: fsspec options for the checkpoint filesystem (e.g.
             ``{"client_kwargs": {"endpoint_url": ...}}``); never stored.
+        cache_members: members whose trained state each worker keeps in
+            memory to skip a checkpoint read (each costs a model's memory).
         retry_failed: on resume, give members that failed ``max_failures``
             times another chance, from their last checkpoint.
         keep_all_checkpoints: keep every checkpoint (for later replay from any
@@ -107,7 +110,7 @@ def run(
         job = WorkerJob(
             storage_url=storage, checkpoints_url=ckpt_url, experiment_id=record.id, spec=record.spec,
             lease_s=lease_s, experiment=experiment, checkpoint_options=checkpoint_options,
-            trackers=tuple(trackers), keep_all_checkpoints=keep_all_checkpoints,
+            trackers=tuple(trackers), keep_all_checkpoints=keep_all_checkpoints, cache_members=cache_members,
         )
         ex = get_executor(executor) if isinstance(executor, str) else executor
         reporter = _progress_reporter(st, record.id, experiment, progress)

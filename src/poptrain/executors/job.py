@@ -25,6 +25,7 @@ class WorkerJob:
     checkpoint_options: dict[str, Any] | None = None
     trackers: tuple[Any, ...] = ()
     keep_all_checkpoints: bool = False
+    cache_members: int = 2
     # How long a worker waits for an unreachable database (a restart, a network cut) before it gives up.
     storage_retry_s: float = 60.0
 
@@ -46,7 +47,8 @@ class WorkerJob:
             storage=RetryingStorage(self.storage_url, retry_s=self.storage_retry_s),
             checkpoints=CheckpointStore(self.checkpoints_url, **(self.checkpoint_options or {})),
             lease_s=self.lease_s,
-            **{"trackers": self.trackers, "keep_all_checkpoints": self.keep_all_checkpoints, **kwargs},
+            **{"trackers": self.trackers, "keep_all_checkpoints": self.keep_all_checkpoints,
+               "cache_size": self.cache_members, **kwargs},
         )
 
 

@@ -53,7 +53,9 @@ class Worker:
     checkpoints: CheckpointStore
     lease_s: float = 30.0
     poll_s: float = 0.02
-    cache_size: int = 16
+    # Members whose live state the worker keeps to skip a checkpoint read;
+    # each costs a whole model (and optimizer) of memory, on the GPU too.
+    cache_size: int = 2
     name: str = field(default_factory=worker_name)
     trackers: Sequence[Any] = ()
     should_stop: Callable[[], bool] = lambda: False
