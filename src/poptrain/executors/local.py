@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -89,7 +90,6 @@ class LocalExecutor:
         last = 0.0
         try:
             while True:
-                alive = [p for p in procs if p.is_alive()]
                 if not errors.empty():
                     raise WorkerProcessError(errors.get())
                 finished = [p for p in procs if not p.is_alive()]
@@ -104,8 +104,11 @@ class LocalExecutor:
                 if on_progress is not None and now - last > 0.5:
                     last = now
                     on_progress()
-                time.sleep(self.poll_s if alive else 0)
-            time.sleep(0.05)
+                # Wake the moment a worker exits (the last one ends the run)
+                # instead of sleeping a whole poll period after it.
+                mp.connection.wait([p.sentinel for p in procs], timeout=self.poll_s)
+            # A worker's error is put on the queue before it exits; its feeder
+            # thread has flushed it (join_thread) by the time the process is gone.
             if not errors.empty():
                 raise WorkerProcessError(errors.get())
         finally:
