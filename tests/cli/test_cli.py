@@ -93,3 +93,19 @@ def test_examples_run_as_the_readme_shows(tmp_path, example, metric):
         assert best["score"] >= 0.9 and best["step"] == 40
     else:
         assert best["score"] < 0.3 and best["step"] == 30
+
+
+def test_lineage_text_shows_each_exploit_old_and_new(finished):
+    lineage = json.loads(cli("lineage", "--json", cwd=finished).stdout)
+    text = cli("lineage", cwd=finished).stdout
+    assert f"{len(lineage)} exploits" in text
+    assert text.count("->") >= len(lineage)
+
+
+def test_lineage_rows_list_only_changed_keys_nested_by_dots():
+    from poptrain.cli.tables import lineage_rows
+
+    rows = lineage_rows([dict(step=8, member=2, donor=5, donor_step=8,
+                              old_config={"lr": 0.1, "opt": {"momentum": 0.9, "nesterov": True}},
+                              new_config={"lr": 0.123456789, "opt": {"momentum": 0.9, "nesterov": False}})])
+    assert rows == [["8", "2", "5 @ 8", "lr: 0.1 -> 0.1235\nopt.nesterov: true -> false"]]

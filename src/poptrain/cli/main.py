@@ -173,8 +173,9 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     if args.json:
         _dump(rows)
     else:
-        for e in rows:
-            print(f"step {e['step']:>6}  member {e['member']:>3} <- member {e['donor']:>3} @ {e['donor_step']}: {e['new_config']}")
+        from poptrain.cli.tables import print_lineage
+
+        print_lineage(res)
     return 0
 
 

@@ -39,6 +39,38 @@ def print_status(res: Result) -> None:
     Console().print(t)
 
 
+def _flat(c: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(c, dict):
+        return {prefix: c}
+    out: dict[str, Any] = {}
+    for k, v in c.items():
+        out.update(_flat(v, f"{prefix}{k}." if isinstance(v, dict) else f"{prefix}{k}"))
+    return out
+
+
+def lineage_rows(lineage: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per exploit: step, member, donor@donor_step, then ``old -> new`` for every explored key."""
+    rows = []
+    for e in lineage:
+        old, new = _flat(e["old_config"]), _flat(e["new_config"])
+        changes = [f"{k}: {_cfg(old.get(k))} -> {_cfg(v)}" for k, v in new.items() if old.get(k) != v]
+        rows.append([str(e["step"]), str(e["member"]), f"{e['donor']} @ {e['donor_step']}", "\n".join(changes) or "-"])
+    return rows
+
+
+def print_lineage(res: Result) -> None:
+    console = Console()
+    if not res.lineage:
+        console.print(f"[bold]{res.name}[/]: no exploit yet")
+        return
+    t = Table(title=f"{res.name}: {len(res.lineage)} exploits")
+    for col in ("step", "member", "copied from (member @ step)", "config (old -> new)"):
+        t.add_column(col)
+    for row in lineage_rows(res.lineage):
+        t.add_row(*row)
+    console.print(t)
+
+
 def print_best(res: Result) -> None:
     console = Console()
     b = res.best

@@ -88,8 +88,10 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
         # Reads (marked by Storage._read) take no write lock, so a snapshot
-        # never holds up another worker's commit.
-        conn.exec_driver_sql("BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE")
+        # never holds up another worker's commit. Sent on the driver's own
+        # connection: through SQLAlchemy's execute it cost more than the
+        # rest of an empty transaction (180 vs 70 us).
+        conn.connection.driver_connection.execute("BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
