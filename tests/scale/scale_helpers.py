@@ -131,6 +131,19 @@ def check_budget_and_history(st: Storage, exp_id: int, budget: int) -> list[dict
     return rows
 
 
+def leases_one_after_another(leases: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Each member's leases, in order; asserts that no two of them overlap ([claimed_at, released_at))."""
+    by_member: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
+    for le in leases:
+        by_member[le["member_id"]].append(le)
+    for member, ls in by_member.items():
+        ls.sort(key=lambda le: (le["claimed_at"], le["id"]))
+        for a, b in zip(ls, ls[1:]):
+            assert a["released_at"] is not None, f"member {member}: lease {a['id']} never ended, yet {b['id']} was granted"
+            assert a["released_at"] <= b["claimed_at"], f"member {member}: leases {a['id']} and {b['id']} overlap"
+    return by_member
+
+
 def check_leases(st: Storage, exp_id: int, rows: list[dict[str, Any]], *, interval: int) -> dict[str, int]:
     """No member was trained by two workers at once.
 
@@ -144,15 +157,9 @@ def check_leases(st: Storage, exp_id: int, rows: list[dict[str, Any]], *, interv
     before the takeover.
     """
     leases = st.leases(exp_id)
-    by_member = collections.defaultdict(list)
-    for le in leases:
-        by_member[le["member_id"]].append(le)
+    by_member = leases_one_after_another(leases)
     for member, ls in by_member.items():
-        ls.sort(key=lambda le: (le["claimed_at"], le["id"]))
-        for a, b in zip(ls, ls[1:]):
-            assert a["released_at"] is not None, f"member {member}: lease {a['id']} never ended, yet {b['id']} was granted"
-            assert a["released_at"] <= b["claimed_at"], f"member {member}: leases {a['id']} and {b['id']} overlap"
-        assert ls[-1]["released_at"] is not None
+        assert ls[-1]["released_at"] is not None, f"member {member}: lease {ls[-1]['id']} never ended"
     for h in rows:
         pid = int(h["metrics"]["pid"])
         holders = [

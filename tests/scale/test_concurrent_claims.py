@@ -22,6 +22,8 @@ import pytest
 
 from poptrain.storage import Storage, worker_name
 
+from scale_helpers import leases_one_after_another
+
 _FORK = mp.get_context("fork")
 
 
@@ -89,13 +91,7 @@ def _check(log, leases) -> dict:
         spans.sort()
         for (s1, e1, t1), (s2, e2, t2) in zip(spans, spans[1:]):
             assert e1 < s2, f"member {member} was held by two leases at once: {t1} until {e1}, {t2} from {s2}"
-    by_member = collections.defaultdict(list)
-    for le in leases:
-        by_member[le["member_id"]].append(le)
-    for member, ls in by_member.items():
-        ls.sort(key=lambda le: (le["claimed_at"], le["id"]))
-        for a, b in zip(ls, ls[1:]):
-            assert a["released_at"] is not None and a["released_at"] <= b["claimed_at"], (member, a, b)
+    leases_one_after_another(leases)
     how = {e["token"]: e["how"] for e in log}
     assert set(how) <= {le["token"] for le in leases}
     for le in leases:
