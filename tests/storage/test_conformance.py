@@ -203,3 +203,25 @@ def test_schema_version_mismatch_is_a_clear_error_and_changes_nothing(storage_ur
     with eng.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.members)).scalar_one() == 2
     eng.dispose()
+
+
+def test_snapshot_sees_every_change_another_process_commits(storage_url):
+    """A reader reuses what it decoded for unchanged members; a change made elsewhere still shows at once."""
+    reader, writer = Storage(storage_url), Storage(storage_url)
+    e = _exp(reader, 3)
+    first = reader.snapshot(e.id).members
+    lease = writer.claim(e.id, "w", lease_s=60, prefer=[1])
+    assert lease.member_id == 1
+    assert writer.commit_interval(lease, _report(4, "k1", float("nan")), release=True)
+    second = reader.snapshot(e.id).members
+    assert second[0] is first[0] and second[2] is first[2]  # unchanged rows: the records read before
+    assert (second[1].step, second[1].checkpoint.key) == (4, "k1") and math.isnan(second[1].scores[-1])
+    donor = writer.claim(e.id, "w", lease_s=60, prefer=[0])
+    assert writer.commit_interval(donor, _report(4, "k0", 2.0), release=True)
+    me = writer.claim(e.id, "w", lease_s=60, prefer=[2])
+    res = writer.finish_interval(me, _report(4, "k2", 0.5), exploit=ExploitOrder(0, {"lr": 0.05}))
+    assert res.ok and res.exploited is not None
+    third = {m.member_id: m for m in reader.snapshot(e.id).members}
+    assert third[2].config == {"lr": 0.05} and third[2].checkpoint.key == "k0" and third[2].scores == (2.0,)
+    assert third[2].segment_id != first[2].segment_id
+    assert third == {m.member_id: m for m in Storage(storage_url).snapshot(e.id).members}  # same as a fresh reader

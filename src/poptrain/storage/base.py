@@ -28,6 +28,8 @@ class StorageBase:
         self._q = Statements(self._now, self._pg)
         db = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
         self._lock = WriteLock(os.path.abspath(db) + ".lock") if db and db != ":memory:" and not db.startswith("file:") else None
+        # experiment id -> member id -> (the decision row last read, its record); see Reads.snapshot.
+        self._decoded: dict[int, dict[int, tuple[tuple[Any, ...], MemberRecord]]] = {}
 
     def __repr__(self) -> str:
         return f"Storage({mask_url(self.url)!r})"

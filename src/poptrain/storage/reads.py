@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
 
 from poptrain.storage import codec, schema
 from poptrain.storage.base import M, StorageBase
-from poptrain.storage.records import MemberRecord, Snapshot
+from poptrain.storage.records import CheckpointRecord, MemberRecord, Snapshot
 
 
 class Reads(StorageBase):
@@ -16,6 +17,7 @@ class Reads(StorageBase):
         """Every member (and the latest ``observations``); ``full`` adds error texts and lease owners."""
         with self._read() as conn:
             rows = conn.execute(self._q.members_of if full else self._q.decision_view, {"p_exp": experiment_id}).all()
+            members = [self._member(r, full) for r in rows] if full else self._decision_members(experiment_id, rows)
             obs: list[dict[str, Any]] = []
             if observations:
                 O = schema.observations
@@ -27,7 +29,34 @@ class Reads(StorageBase):
                          score_start=codec.dec_float(r.score_start), score_end=codec.dec_float(r.score_end), config=r.config)
                     for r in reversed(orows)
                 ]
-        return Snapshot([self._member(r, full) for r in rows], obs)
+        return Snapshot(members, obs)
+
+    def _decision_members(self, experiment_id: int, rows: Any) -> list[MemberRecord]:
+        # A worker reads every member at every ready point, but between two of
+        # its reads only the few members trained meanwhile have changed: a row
+        # equal to the one read last time gives back the record built then, and
+        # only changed rows have their JSON decoded (at 256 members this took the
+        # snapshot from 7 ms to 1 ms). The records are shared between snapshots,
+        # so their configs must not be changed in place (strategies copy them).
+        known = self._decoded.setdefault(experiment_id, {})
+        out = []
+        for r in rows:
+            t = tuple(r)
+            hit = known.get(t[0])
+            if hit is None or hit[0] != t:
+                hit = known[t[0]] = (t, self._decode_decision_row(t))
+            out.append(hit[1])
+        return out
+
+    @staticmethod
+    def _decode_decision_row(t: tuple[Any, ...]) -> MemberRecord:
+        member_id, state, step, config, segment_id, scores, key, sha, size, failures = t
+        return MemberRecord(
+            member_id=member_id, state=state, step=step, config=json.loads(config), segment_id=segment_id,
+            scores=codec.dec_scores(json.loads(scores) if scores is not None else None),
+            checkpoint=CheckpointRecord(key, sha, size or 0) if key else None,
+            failures=failures or 0, error=None, lease_owner=None,
+        )
 
     def is_finished(self, experiment_id: int) -> bool:
         with self._read() as conn:

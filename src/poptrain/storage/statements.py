@@ -176,9 +176,13 @@ class Statements:
 
     @cached_property
     def decision_view(self) -> sa.Select:
-        """What a decision reads of every member (no error texts, no lease columns)."""
-        cols = [M.c.member_id, M.c.state, M.c.step, M.c.config, M.c.segment_id, M.c.scores, M.c.ckpt_key,
-                M.c.ckpt_sha, M.c.ckpt_size, M.c.failures]
+        """What a decision reads of every member (no error texts, no lease columns).
+
+        ``config`` and ``scores`` come as their JSON text, undecoded: the
+        reader decodes only the rows that changed since its last snapshot.
+        """
+        cols = [M.c.member_id, M.c.state, M.c.step, sa.cast(M.c.config, sa.Text).label("config"), M.c.segment_id,
+                sa.cast(M.c.scores, sa.Text).label("scores"), M.c.ckpt_key, M.c.ckpt_sha, M.c.ckpt_size, M.c.failures]
         return sa.select(*cols).where(M.c.experiment_id == b("p_exp")).order_by(M.c.member_id)
 
     @cached_property
