@@ -139,13 +139,27 @@ def test_bad_json_raises_config_error(data, needle):
     assert needle in str(info.value)
 
 
-def test_a_lazily_known_kind_that_is_missing_is_a_config_error():
-    import importlib.util
+def test_a_lazily_known_kind_whose_module_is_missing_is_a_config_error():
+    from poptrain.algorithms.serialize import Registry
 
-    if importlib.util.find_spec("poptrain.algorithms.pb2") is not None:
-        pytest.skip("pb2 is present")
-    with pytest.raises(ConfigError, match="pb2"):
-        explore_from_json({"kind": "pb2"})
+    registry = Registry("explore", lazy={"gone": "poptrain.algorithms.no_such_module"})
+    with pytest.raises(ConfigError, match="explore kind 'gone' needs poptrain.algorithms.no_such_module"):
+        registry.from_json({"kind": "gone"})
+
+
+def test_pb2_in_json_without_its_extra_names_the_pip_command():
+    import subprocess
+    import sys
+
+    # A fresh interpreter in which scikit-learn cannot be imported.
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "from poptrain.algorithms.serialize import explore_from_json\n"
+        "try:\n    explore_from_json({'kind': 'pb2'})\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "pip install 'poptrain[pb2]'" in out.stdout, out.stdout + out.stderr
 
 
 @dataclass(frozen=True)
