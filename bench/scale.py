@@ -4,7 +4,7 @@ For each population size, a fresh database gets one experiment (interval 4,
 budget 16: four ready points per member, exploit on) and 16 forked worker
 processes train it. Inside every worker a SQLAlchemy ``before_cursor_execute``
 listener counts statements, and pool/transaction events count connection
-checkouts (each one a ``pre_ping``), BEGINs and COMMITs/ROLLBACKs; the counts
+checkouts (each one a ``pre_ping`` where the storage pings), BEGINs and COMMITs/ROLLBACKs; the counts
 are summed over workers and divided by the number of committed ready points.
 They must not grow with the population.
 
@@ -94,18 +94,25 @@ def _worker(job: WorkerJob, out: str) -> None:
             if getattr(in_finish, "on", False):
                 counts["finish_statements"] += 1
 
+        # An autocommit connection (the storage's reads) sends no BEGIN and no
+        # COMMIT/ROLLBACK; a checkout costs a round trip only with pre_ping.
+        def _in_transaction(conn: Any) -> bool:
+            return conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT"
+
         @event.listens_for(engine, "begin")
-        def _begin(*_a: Any) -> None:
-            counts["begins"] += 1
+        def _begin(conn: Any) -> None:
+            counts["begins"] += _in_transaction(conn)
 
         @event.listens_for(engine, "commit")
         @event.listens_for(engine, "rollback")
-        def _end(*_a: Any) -> None:
-            counts["ends"] += 1
+        def _end(conn: Any) -> None:
+            counts["ends"] += _in_transaction(conn)
+
+        pings = bool(worker.storage._pre_ping)
 
         @event.listens_for(engine.pool, "checkout")
         def _checkout(*_a: Any) -> None:
-            counts["checkouts"] += 1
+            counts["checkouts"] += pings
 
         waits, saves, ready, snaps, finishes = [], [], [0], [], []
         save, finish, snapshot = worker.checkpoints.save, worker.storage.finish_interval, worker.storage.snapshot

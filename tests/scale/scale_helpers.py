@@ -296,6 +296,10 @@ class Proxy:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
         if listener is not None:
+            try:  # wakes the thread blocked in accept(), which frees the port at once
+                listener.shutdown(self._socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         for c in conns:
             try:

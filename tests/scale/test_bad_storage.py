@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 import poptrain as pt
 from poptrain.errors import StorageUnavailable
 from poptrain.executors.job import WorkerJob
-from poptrain.storage import Storage
+from poptrain.storage import CheckpointRecord, IntervalReport, Storage
 from poptrain.storage.retry import RetryingStorage
 
 import scale_helpers as H
@@ -184,3 +184,36 @@ def test_commit_whose_answer_was_lost_is_not_mistaken_for_a_lost_lease(storage_u
     assert result.ok and calls == [True]
     assert st.count_history(exp.id) == 2
     assert st.members(exp.id)[lease.member_id].checkpoint.key == "k"
+
+
+@pytest.mark.postgres
+def test_pooled_connections_lost_with_a_restart_cost_one_retry(postgres_url, caplog):
+    """A retrying storage does not ping its pooled connections: after a cut, a call finds
+    its connection dead, logs the driver's reason and succeeds on its retry."""
+    real = make_url(postgres_url)
+    proxy = H.Proxy(real.port)
+    via_proxy = real.set(port=proxy.port).render_as_string(hide_password=False)
+    try:
+        plain, retrying = Storage(via_proxy), RetryingStorage(via_proxy, retry_s=20, backoff_s=0.05)
+        exp = plain.create_experiment("cut", {"population": 2}, [{"lr": 0.1}, {"lr": 0.2}])
+        lease = retrying.claim(exp.id, "w", lease_s=60)
+        assert len(retrying.snapshot(exp.id).members) == 2 and len(plain.snapshot(exp.id).members) == 2
+        proxy.cut()
+        proxy.restore()
+        # The plain storage pings before use: its read goes through on a new connection.
+        assert len(plain.snapshot(exp.id).members) == 2
+        with caplog.at_level("WARNING", logger="poptrain.storage"):
+            assert len(retrying.snapshot(exp.id).members) == 2
+        assert "cannot be reached" in caplog.text and "answers again" in caplog.text
+        proxy.cut()
+        proxy.restore()
+        # A heartbeat is not retried (its thread logs a failure and renews on its next beat).
+        with pytest.raises(sa.exc.OperationalError):
+            retrying.heartbeat(lease, lease_s=60)
+        assert retrying.heartbeat(lease, lease_s=60)
+        report = IntervalReport(step=2, rows=[(1, {"s": 1.0}), (2, {"s": 2.0})],
+                                checkpoint=CheckpointRecord("k", "0" * 64, 1), scores=[2.0], score=2.0, done=False)
+        assert retrying.finish_interval(lease, report).ok
+        assert [h["step"] for h in plain.history(exp.id)] == [1, 2]
+    finally:
+        proxy.cut()

@@ -20,9 +20,13 @@ M = schema.members
 class StorageBase:
     """The connection to one database; the parts of Storage build on it."""
 
+    # Test each pooled PostgreSQL connection before use (one round trip per
+    # checkout), so that a call after a database restart does not fail once.
+    _pre_ping = True
+
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, pre_ping=self._pre_ping)
         self._now = now_expr(self.engine)
         self._pg = self.engine.dialect.name == "postgresql"
         self._q = Statements(self._now, self._pg)
@@ -56,11 +60,20 @@ class StorageBase:
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
         with self.engine.connect() as conn:
-            conn.info[READ_ONLY] = True
+            if self._pg:
+                # Under PostgreSQL's read committed, each statement sees its own
+                # snapshot, in a transaction or not; outside one, a read is one
+                # round trip instead of three (BEGIN, the query, ROLLBACK).
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+                return
+            conn.info[READ_ONLY] = True  # for SQLite's BEGIN (see engine.py)
             try:
                 yield conn
             finally:
-                conn.info.pop(READ_ONLY, None)
+                # A connection lost mid-read must not hide the error that said so.
+                if not conn.invalidated:
+                    conn.info.pop(READ_ONLY, None)
 
     def now(self) -> float:
         with self._read() as conn:

@@ -38,8 +38,11 @@ def _normalise(url: str) -> str:
     return url
 
 
-def create_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for ``url`` with the schema created and its version checked."""
+def create_engine(url: str, *, pre_ping: bool = True) -> Engine:
+    """A SQLAlchemy engine for ``url`` with the schema created and its version checked.
+
+    ``pre_ping``: test a pooled server connection before each use.
+    """
     norm = _normalise(url)
     try:
         parsed = make_url(norm)
@@ -51,7 +54,7 @@ def create_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             engine = _sqlite_engine(norm)
         else:
-            engine = sa.create_engine(norm, pool_pre_ping=True, pool_size=2, max_overflow=4)
+            engine = sa.create_engine(norm, pool_pre_ping=pre_ping, pool_size=2, max_overflow=4)
     except (NoSuchModuleError, ArgumentError) as exc:
         raise StorageError(f"storage URL {mask_url(url)!r} cannot be opened: {exc}") from None
     except ImportError as exc:  # a dialect whose driver is not installed (mysql://, ...)
