@@ -3,7 +3,8 @@
 16 members, a step of about 1 ms of numpy work (one BLAS thread), interval 5,
 200 steps each, 2 local worker processes, a checkpoint at every ready point,
 SQLite storage. Prints one JSON line: wall_s, ideal_s (pure step time of the
-steps trained / workers), overhead_ratio = wall_s / ideal_s, and the time
+steps trained / workers; the step is timed serially before and after the run
+and the mean taken), overhead_ratio = wall_s / ideal_s, and the time
 from starting `poptrain run` to the first trained step.
 
     python bench/overhead.py [--members 16] [--steps 200] [--workers 2]
@@ -39,6 +40,13 @@ def work() -> float:
     for _ in range(REPS):
         x = np.tanh(x @ _A * 0.01)
     return float(x[0, 0])
+
+
+def pure_seconds(n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        work()
+    return time.perf_counter() - t0
 
 
 def calibrate(target_s: float = 0.001) -> int:
@@ -86,12 +94,11 @@ def main() -> None:
     args = ap.parse_args()
     reps = calibrate()
 
-    # Pure step time of the whole population, measured serially in this process.
+    # Pure step time of the whole population, measured serially in this process,
+    # before and after the run: a shared machine's speed drifts, and the mean
+    # of the two follows it better than either.
     n = args.members * args.steps
-    t0 = time.perf_counter()
-    for _ in range(n):
-        work()
-    pure = time.perf_counter() - t0
+    before = pure_seconds(n)
 
     exp = pt.Experiment(
         name="overhead", trainable=Tiny, space={"lr": Float(0.01, 1.0, log=True)}, metric="score",
@@ -101,6 +108,8 @@ def main() -> None:
         t0 = time.perf_counter()
         res = pt.run(exp, storage=f"sqlite:///{tmp}/o.db", checkpoints=f"{tmp}/ck", workers=args.workers, executor="local")
         wall = time.perf_counter() - t0
+    after = pure_seconds(n)
+    pure = (before + after) / 2
     # An exploit can copy a donor that is ahead, so a member may skip steps:
     # the ideal counts the steps actually trained.
     trained = len(res.history)
@@ -109,7 +118,8 @@ def main() -> None:
     print(json.dumps(dict(
         members=args.members, steps=args.steps, workers=args.workers, interval=args.interval, reps=reps,
         steps_trained=trained,
-        step_ms=1000 * pure / n, wall_s=round(wall, 4), ideal_s=round(ideal, 4),
+        step_ms=round(1000 * pure / n, 4), step_ms_before_after=[round(1000 * before / n, 4), round(1000 * after / n, 4)],
+        wall_s=round(wall, 4), ideal_s=round(ideal, 4),
         overhead_ratio=round(wall / ideal, 4), exploits=len(res.lineage),
         time_to_first_step_s=round(first, 4),
     )))
