@@ -111,10 +111,11 @@ class PB2(Explore):
     **Cost.** The fit is cubic in ``window`` and does not depend on the
     population or on how many observations are stored: the worker passes PB2
     only the latest ``window`` of them (:attr:`observations_needed`). With
-    the default 128 a decision took 50–120 ms on one core of a busy two-core
-    machine, for populations of 8 and 64 with 2,000 stored observations; a
-    window of 256 takes about twice as long (``python bench/quality.py
-    --pb2-cost`` measures it).
+    the default 128 a decision took 50–210 ms on one core of two-core
+    machines, for populations of 8 and 64 with 2,000 stored observations,
+    three quarters of it in fitting the kernel's hyperparameters; a window
+    of 256 takes about twice as long (``python bench/quality.py --pb2-cost``
+    measures it).
 
     Args:
         ucb_beta: the UCB exploration weight ``β`` (``None``: the schedule above).
