@@ -18,6 +18,7 @@ import poptrain.algorithms.pb2_encoding as encoding_module  # noqa: E402
 import poptrain.algorithms.pb2_kernel as kernel_module  # noqa: E402
 from poptrain.algorithms import (  # noqa: E402
     PBT,
+    Exploit,
     MemberView,
     Observation,
     PopulationView,
@@ -350,3 +351,24 @@ def test_space_errors_come_at_experiment_construction_and_compose_passes_data():
         pt.Experiment(name="x", trainable=T, space={"a": 1}, metric="s", strategy=PBT(explore=composed))
     pt.Experiment(name="x", trainable=T, space={"c": Choice(["a", "b"])}, metric="s", strategy=PBT(explore=composed))
     assert strategy_from_json(PBT(explore=composed).to_json()) == PBT(explore=composed)
+
+
+def test_a_generation_fits_its_gp_once_and_decides_as_if_each_fitted_alone(monkeypatch):
+    view, _, _ = synthetic(LR_SPACE, peak_at_07, members=16)
+    strategy = PBT(interval=4, selection=Truncation(0.25), explore=PB2())
+    once, fits = pb2_module._fit_once, []
+
+    def counted(*args):
+        fits.append(1)
+        return once(*args)
+
+    monkeypatch.setattr(pb2_module, "_fit_once", counted)
+    pb2_module.clear_shared_fits()
+    shared = strategy.decide_generation(view, space=LR_SPACE, rng=np.random.default_rng(3))
+    exploits = [d for d in shared.values() if isinstance(d, Exploit)]
+    assert len(exploits) == 4 and len(fits) == 1
+    # Every decision fitting its own GP, from scratch, gives the same generation.
+    monkeypatch.setattr(pb2_module, "_fit", lambda X, y, bounds, groups: once(X, y, bounds, groups))
+    alone = strategy.decide_generation(view, space=LR_SPACE, rng=np.random.default_rng(3))
+    assert alone == shared
+    assert len({json.dumps(d.config, sort_keys=True) for d in exploits}) == 4  # pending points keep them apart

@@ -6,9 +6,12 @@ Needs scikit-learn and scipy (``pip install 'poptrain[pb2]'``).
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -115,7 +118,10 @@ class PB2(Explore):
     machines, for populations of 8 and 64 with 2,000 stored observations,
     three quarters of it in fitting the kernel's hyperparameters; a window
     of 256 takes about twice as long (``python bench/quality.py --pb2-cost``
-    measures it).
+    measures it). The decisions of one synchronous generation see the same
+    observations, and the score column is scaled by the range of every
+    observed score, so they fit the same GP: it is fitted once and reused
+    (at population 64, 16 exploits in 0.9 s instead of about 4 s).
 
     Args:
         ucb_beta: the UCB exploration weight ``β`` (``None``: the schedule above).
@@ -261,7 +267,36 @@ class PB2(Explore):
 
 
 # -- fitting and searching -------------------------------------------------------------
+# The decisions of one synchronous generation fit the same observations: the
+# first one fits, the others reuse its model. The fit is deterministic, so
+# this changes no decision, only how often the same one is computed.
+_FITS: OrderedDict[bytes, Any] = OrderedDict()
+_FITS_KEPT = 4
+_FITS_LOCK = threading.Lock()
+
+
+def clear_shared_fits() -> None:
+    """Forget the fits kept for reuse (to time a decision that fits from scratch)."""
+    with _FITS_LOCK:
+        _FITS.clear()
+
+
 def _fit(X: np.ndarray, y: np.ndarray, epsilon_bounds: tuple[float, float], groups: list[int]) -> Any:
+    key = hashlib.sha256(repr((X.shape, epsilon_bounds, list(groups))).encode() + X.tobytes() + y.tobytes()).digest()
+    with _FITS_LOCK:
+        gp = _FITS.get(key)
+        if gp is not None:
+            _FITS.move_to_end(key)
+            return gp
+    gp = _fit_once(X, y, epsilon_bounds, groups)
+    with _FITS_LOCK:
+        _FITS[key] = gp
+        while len(_FITS) > _FITS_KEPT:
+            _FITS.popitem(last=False)
+    return gp
+
+
+def _fit_once(X: np.ndarray, y: np.ndarray, epsilon_bounds: tuple[float, float], groups: list[int]) -> Any:
     lo, hi = epsilon_bounds
     # The score column gets length scale 0; the columns of each dimension share the next ones.
     groups = [0] + [g + 1 for g in groups]
@@ -315,6 +350,7 @@ class _Data:
 
     t: np.ndarray  # interval start, in steps
     s: np.ndarray  # score at the start, sign-adjusted
+    e: np.ndarray  # score at the end, sign-adjusted
     x: np.ndarray  # encoded hyperparameters
     y: np.ndarray  # standardised score change per step
     interval: float
@@ -342,12 +378,16 @@ class _Data:
         sd = float(change.std())
         y = (change - change.mean()) / (sd if sd > 0 else 1.0)
         x = np.vstack([u for _, u in rows])
-        return cls(t, s, x, y, float(np.median(dt)), sign, {_key(u) for u in x})
+        return cls(t, s, end, x, y, float(np.median(dt)), sign, {_key(u) for u in x})
 
     def inputs(self, t_now: float, s_now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, y, head): GP inputs, targets and the (time, score) columns of the new point."""
         s_new = self.sign * s_now
-        lo, hi = min(self.s.min(), s_new), max(self.s.max(), s_new)
+        # Scaled by the range of every score observed (starts and ends): a
+        # donor's latest score is the end of its last interval, so the inputs,
+        # and with them the fit, are the same for every decision of a generation.
+        lo = min(self.s.min(), self.e.min(), s_new)
+        hi = max(self.s.max(), self.e.max(), s_new)
         span = hi - lo if hi > lo else 1.0
         t = (self.t - t_now) / self.interval
         X = np.column_stack([t, (self.s - lo) / span, self.x])
