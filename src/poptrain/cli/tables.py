@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from poptrain.reporting.data import flatten
 from poptrain.results import Result
 
 
@@ -39,20 +40,11 @@ def print_status(res: Result) -> None:
     Console().print(t)
 
 
-def _flat(c: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(c, dict):
-        return {prefix: c}
-    out: dict[str, Any] = {}
-    for k, v in c.items():
-        out.update(_flat(v, f"{prefix}{k}." if isinstance(v, dict) else f"{prefix}{k}"))
-    return out
-
-
 def lineage_rows(lineage: list[dict[str, Any]]) -> list[list[str]]:
     """One row per exploit: step, member, donor@donor_step, then ``old -> new`` for every explored key."""
     rows = []
     for e in lineage:
-        old, new = _flat(e["old_config"]), _flat(e["new_config"])
+        old, new = flatten(e["old_config"]), flatten(e["new_config"])
         changes = [f"{k}: {_cfg(old.get(k))} -> {_cfg(v)}" for k, v in new.items() if old.get(k) != v]
         rows.append([str(e["step"]), str(e["member"]), f"{e['donor']} @ {e['donor_step']}", "\n".join(changes) or "-"])
     return rows

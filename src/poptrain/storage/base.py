@@ -81,19 +81,9 @@ class StorageBase:
 
     @staticmethod
     def _member(row: Any, full: bool = True) -> MemberRecord:
-        ck = CheckpointRecord(row.ckpt_key, row.ckpt_sha, row.ckpt_size or 0) if row.ckpt_key else None
-        return MemberRecord(
-            member_id=row.member_id,
-            state=row.state,
-            step=row.step,
-            config=row.config,
-            segment_id=row.segment_id,
-            scores=codec.dec_scores(row.scores),
-            checkpoint=ck,
-            failures=row.failures or 0,
-            error=row.error if full else None,
-            lease_owner=row.lease_owner if full else None,
-        )
+        return member_record(row.member_id, row.state, row.step, row.config, row.segment_id, row.scores,
+                             row.ckpt_key, row.ckpt_sha, row.ckpt_size, row.failures,
+                             error=row.error if full else None, lease_owner=row.lease_owner if full else None)
 
     def _exploit(self, conn: sa.Connection, experiment_id: int, me: Any, donor: Any, config: Mapping[str, Any],
                  *, now: float, old_config: Mapping[str, Any]) -> Any:
@@ -126,3 +116,14 @@ def _finite_or_none(x: Any) -> float | None:
         return None
     x = float(x)
     return x if x == x and abs(x) != float("inf") else None
+
+
+def member_record(member_id: int, state: str, step: int, config: Any, segment_id: int, scores: Any,
+                  ckpt_key: str | None, ckpt_sha: str | None, ckpt_size: int | None, failures: int | None, *,
+                  error: str | None = None, lease_owner: str | None = None) -> MemberRecord:
+    """A member's record from its columns (``config`` decoded; ``scores`` as stored)."""
+    return MemberRecord(
+        member_id=member_id, state=state, step=step, config=config, segment_id=segment_id,
+        scores=codec.dec_scores(scores), checkpoint=CheckpointRecord(ckpt_key, ckpt_sha, ckpt_size or 0) if ckpt_key else None,
+        failures=failures or 0, error=error, lease_owner=lease_owner,
+    )

@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from poptrain.storage import codec, schema
-from poptrain.storage.base import M, StorageBase
-from poptrain.storage.records import CheckpointRecord, MemberRecord, Snapshot
+from poptrain.storage.base import M, StorageBase, member_record
+from poptrain.storage.records import MemberRecord, Snapshot
 
 
 class Reads(StorageBase):
@@ -50,13 +50,9 @@ class Reads(StorageBase):
 
     @staticmethod
     def _decode_decision_row(t: tuple[Any, ...]) -> MemberRecord:
-        member_id, state, step, config, segment_id, scores, key, sha, size, failures = t
-        return MemberRecord(
-            member_id=member_id, state=state, step=step, config=json.loads(config), segment_id=segment_id,
-            scores=codec.dec_scores(json.loads(scores) if scores is not None else None),
-            checkpoint=CheckpointRecord(key, sha, size or 0) if key else None,
-            failures=failures or 0, error=None, lease_owner=None,
-        )
+        member_id, state, step, config, segment_id, scores, *checkpoint_and_failures = t
+        return member_record(member_id, state, step, json.loads(config), segment_id,
+                             json.loads(scores) if scores is not None else None, *checkpoint_and_failures)
 
     def is_finished(self, experiment_id: int) -> bool:
         with self._read() as conn:
